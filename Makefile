@@ -1,0 +1,72 @@
+# ALB testbed. The two commands a new user needs: `make demo` and `make test`.
+# Every target sets up what it needs (.venv, Docker engine, tools, images, cluster).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE ?= $(or $(ALBTB_CACHE),$(HOME)/.cache/alb-testbed)
+export PATH := $(CACHE)/bin/tools:$(abspath $(BIN)):$(PATH)
+# e2e runs on 1 control-plane + 1 worker: pod IPs on two nodes exercise the routes.
+WORKERS ?= 1
+PYTEST_ARGS ?=
+REPORTS := reports
+
+.PHONY: help venv docker images cluster-up cluster-down cluster-status lint unit integration \
+        e2e test demo bench clean
+
+help:
+	@echo "make demo   - bring everything up and run the main job"
+	@echo "make test   - lint + unit + integration + e2e tests (sets everything up)"
+	@echo "make e2e    - e2e tests only, against the kind cluster"
+	@echo "make bench  - benchmarks (ratios measured in one run)"
+	@echo "make cluster-up | cluster-status | cluster-down"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+docker:
+	@bash scripts/ensure-docker.sh
+
+images: venv docker
+	$(BIN)/testbed image build all
+
+cluster-up: venv docker
+	$(BIN)/testbed cluster up --workers $(WORKERS)
+
+cluster-down: venv
+	$(BIN)/testbed cluster down
+
+cluster-status: venv
+	$(BIN)/testbed cluster status
+
+lint: venv
+	$(BIN)/ruff check controller testbed tests bench
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: venv
+	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
+
+e2e: venv docker images cluster-up
+	@mkdir -p $(REPORTS)
+	$(BIN)/pytest tests/e2e -q --junitxml=$(REPORTS)/e2e-junit.xml $(PYTEST_ARGS)
+
+test: lint venv docker images cluster-up
+	@mkdir -p $(REPORTS)
+	$(BIN)/pytest tests -q --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
+
+demo: venv docker images cluster-up
+	$(BIN)/testbed demo
+
+bench: venv docker
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(REPORTS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+module albtestbed.local/pause
+
+go 1.24

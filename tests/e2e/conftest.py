@@ -1,0 +1,65 @@
+"""e2e fixtures: the real kind cluster (pytest-kubernetes's kind manager), the project image
+loaded into it, and fresh namespaces. `make e2e` creates the cluster first with progress
+output; these fixtures reuse it, or create it when pytest is run directly."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from pytest_kubernetes.options import ClusterOptions
+from pytest_kubernetes.providers import KindManagerBase
+
+from testbed.cluster import kindconfig, lifecycle
+from testbed.images import build
+
+pytestmark = pytest.mark.e2e
+WORKERS = int(os.environ.get("WORKERS", "1"))
+
+
+class KindCluster(KindManagerBase):
+    """pytest-kubernetes kind manager plus a kubernetes client for the same kubeconfig."""
+
+    @property
+    def api(self) -> client.ApiClient:
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+
+def _manager(name: str, workers: int, tmp: Path, kubeconfig: Path) -> KindCluster:
+    cfg = kindconfig.write(tmp / f"{name}.yaml", name, workers, build.node_image())
+    manager = KindCluster(provider_config=str(cfg), kubeconfig=kubeconfig)
+    # create() reuses a ready cluster behind `kubeconfig` and only then creates one.
+    manager.create(ClusterOptions(provider_config=cfg, kubeconfig_path=kubeconfig,
+                                  cluster_timeout=900), timeout=120)
+    lifecycle.wait_usable(name, workers + 1)
+    return manager
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> KindCluster:
+    """The project's cluster `alb-testbed` (1 control-plane + WORKERS workers)."""
+    path = lifecycle.up(WORKERS)  # idempotent: progress output, cleanup on failure
+    return _manager(kindconfig.CLUSTER_NAME, WORKERS, tmp_path_factory.mktemp("kind"), path)
+
+
+@pytest.fixture(scope="session")
+def project_image(cluster: KindCluster) -> str:
+    image = build.project_image()
+    cluster.load_image(image)
+    return image
+
+
+@pytest.fixture
+def namespace(cluster: KindCluster) -> Iterator[str]:
+    core = client.CoreV1Api(cluster.api)
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=name, labels={"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"})))
+    yield name
+    core.delete_namespace(name)

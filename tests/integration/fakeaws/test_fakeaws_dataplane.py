@@ -1,0 +1,206 @@
+"""ALB data plane: each generated error from its real cause, draining, propagation delay."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _elb_errors(fakeaws, since):
+    return [e for e in fakeaws.events(since) if e["kind"] == "elb_error"]
+
+
+def _expect(fakeaws, http_get, url, status, reason, target=None):
+    seq = fakeaws.last_seq()
+    code, headers, _ = http_get(url)
+    assert (code, headers.get("x-testbed-elb-error")) == (status, reason)
+    ev = _elb_errors(fakeaws, seq)
+    assert ev and ev[-1]["status"] == status and ev[-1]["reason"] == reason, ev
+    assert ev[-1]["path"] == url.split(str(ev[-1]["listener_port"]), 1)[1]
+    if target is not None:
+        assert ev[-1]["target"] == target
+    return ev[-1]
+
+
+def test_503_no_targets_and_all_initial(fakeaws, make_alb, targets, http_get):
+    alb = make_alb(unhealthy=10)
+    _expect(fakeaws, http_get, alb.url + "/none", 503, "no_targets")
+    srv = targets(health_status=500)  # stays initial: 10 failures needed for unhealthy
+    alb.register(srv)
+    alb.wait_state(srv, "initial", "Elb.InitialHealthChecking")
+    _expect(fakeaws, http_get, alb.url + "/initial", 503, "no_targets")
+    assert srv.requests == []
+
+
+def test_502_refused_via_fail_open(fakeaws, make_alb, http_get, wait_until, free_port):
+    """Nothing listens: checks fail, the only target is unhealthy, fail-open still routes to
+    it, and the connect is refused -> 502."""
+    alb = make_alb()
+    port = free_port()
+    alb.elbv2.register_targets(TargetGroupArn=alb.tg_arn, Targets=[
+        {"Id": "127.0.0.1", "Port": port}])
+    wait_until(lambda: alb.health()[f"127.0.0.1:{port}"] ==
+               ("unhealthy", "Target.FailedHealthChecks"), what="unhealthy")
+    routing = [e for e in fakeaws.events(kind="routing") if e["tg_arn"] == alb.tg_arn]
+    assert routing[-1]["fail_open"] is True
+    _expect(fakeaws, http_get, alb.url + "/r", 502, "target_refused", f"127.0.0.1:{port}")
+
+
+def test_502_closed_reset_and_keepalive_race(fakeaws, make_alb, targets, http_get):
+    srv = targets()
+    alb = make_alb()
+    alb.register(srv)
+    alb.wait_state(srv, "healthy")
+    _expect(fakeaws, http_get, alb.url + "/close", 502, "target_closed", srv.addr)
+    _expect(fakeaws, http_get, alb.url + "/reset", 502, "target_reset", srv.addr)
+    # The target answers with keep-alive, the ALB pools the connection, then the target
+    # closes it just as the next request arrives on it.
+    assert http_get(alb.url + "/race")[0] == 200
+    _expect(fakeaws, http_get, alb.url + "/next", 502, "keepalive_race", srv.addr)
+    assert http_get(alb.url + "/after")[0] == 200  # a fresh connection works again
+
+
+def test_504_idle_timeout(fakeaws, make_alb, targets, http_get):
+    srv = targets()
+    alb = make_alb(idle_timeout=1)
+    alb.register(srv)
+    alb.wait_state(srv, "healthy")
+    t0 = time.monotonic()
+    _expect(fakeaws, http_get, alb.url + "/slow?s=3", 504, "idle_timeout", srv.addr)
+    assert 0.9 < time.monotonic() - t0 < 2.5
+
+
+def test_504_connect_timeout(fakeaws, make_alb, http_get, wait_until):
+    """A listener whose accept queue is full drops SYNs: the connect never completes."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        fillers.append(c)
+    try:
+        alb = make_alb()
+        alb.elbv2.register_targets(TargetGroupArn=alb.tg_arn, Targets=[
+            {"Id": "127.0.0.1", "Port": port}])
+        wait_until(lambda: alb.health()[f"127.0.0.1:{port}"][0] == "unhealthy",
+                   what="unhealthy")
+        _expect(fakeaws, http_get, alb.url + "/c", 504, "connect_timeout", f"127.0.0.1:{port}")
+    finally:
+        for c in fillers:
+            c.close()
+        lsock.close()
+
+
+def test_draining_finishes_in_flight_and_takes_no_new(fakeaws, make_alb, targets, http_get,
+                                                        wait_until):
+    a, b = targets(), targets()
+    alb = make_alb(dereg_delay=5)
+    alb.register(a, b)
+    alb.wait_state(a, "healthy")
+    alb.wait_state(b, "healthy")
+    result = {}
+    th = threading.Thread(target=lambda: result.update(r=http_get(alb.url + "/slow?s=1.5")))
+    th.start()
+    busy = wait_until(lambda: next((s for s in (a, b) if s.in_flight), None), 5,
+                      what="slow request in flight")
+    other = b if busy is a else a
+    n_busy = len(busy.requests)
+    alb.deregister(busy)
+    for _ in range(10):
+        assert http_get(alb.url + "/new")[0] == 200
+    th.join(5)
+    assert result["r"][0] == 200  # the in-flight request finished normally
+    assert len(busy.requests) == n_busy  # no new request reached the draining target
+    assert sum(r.path == "/new" for r in other.requests) == 10
+    assert alb.state_of(busy) == ("draining", "Target.DeregistrationInProgress")
+
+
+def test_502_when_drain_expires_mid_request(fakeaws, make_alb, targets, http_get,
+                                             wait_until):
+    srv = targets()
+    alb = make_alb(dereg_delay=1)
+    alb.register(srv)
+    alb.wait_state(srv, "healthy")
+    result = {}
+    seq = fakeaws.last_seq()
+    th = threading.Thread(target=lambda: result.update(r=http_get(alb.url + "/slow?s=5")))
+    th.start()
+    wait_until(lambda: srv.in_flight, 5, what="in flight")
+    t0 = time.monotonic()
+    alb.deregister(srv)
+    th.join(6)
+    assert result["r"][0] == 502
+    assert result["r"][1]["x-testbed-elb-error"] == "drain_expired"
+    assert 0.8 < time.monotonic() - t0 < 3
+    ev = _elb_errors(fakeaws, seq)
+    assert ev[-1]["reason"] == "drain_expired" and ev[-1]["target"] == srv.addr
+
+
+def test_deregister_propagation_delay(fakeaws, make_alb, targets, http_get):
+    """With deregister propagation D, a deregistered target keeps getting requests ~D."""
+    d = 1.0
+    fakeaws.post("/_testbed/config", {"deregister_delay": d})
+    a, b = targets(), targets()
+    alb = make_alb(dereg_delay=5)
+    alb.register(a, b)
+    alb.wait_state(a, "healthy")
+    alb.wait_state(b, "healthy")
+    seq = fakeaws.last_seq()
+    t_client = time.time()
+    alb.deregister(a)
+    while time.time() < t_client + d + 0.6:
+        assert http_get(alb.url + "/p")[0] == 200
+    # Times relative to when the engine took the deregistration (same host clock).
+    t_dereg = fakeaws.events(seq, kind="deregistered")[0]["ts"]
+    late = [r.ts - t_dereg for r in a.requests if r.path == "/p"]
+    assert late and max(late) > d - 0.3, late  # still routed for about D
+    assert max(late) < d + 0.1, late  # and not after
+    routing = [e for e in fakeaws.events(seq, kind="routing") if e["tg_arn"] == alb.tg_arn]
+    assert routing[-1]["targets"] == [b.addr]
+    assert abs(routing[-1]["ts"] - t_dereg - d) < 0.1
+
+
+def test_forwarded_headers_round_robin_and_fail_open(fakeaws, make_alb, targets, http_get):
+    a, b = targets(), targets()
+    alb = make_alb()
+    alb.register(a, b)
+    alb.wait_state(a, "healthy")
+    alb.wait_state(b, "healthy")
+    for _ in range(6):
+        assert http_get(alb.url + "/h")[0] == 200
+    assert len(a.requests) == len(b.requests) == 3
+    h = a.requests[0].headers
+    assert h["x-forwarded-for"] == "127.0.0.1"
+    assert h["x-forwarded-proto"] == "http" and h["x-forwarded-port"] == str(alb.port)
+    a.health_status = b.health_status = 500
+    alb.wait_state(a, "unhealthy", "Target.ResponseCodeMismatch")
+    alb.wait_state(b, "unhealthy", "Target.ResponseCodeMismatch")
+    assert http_get(alb.url + "/open")[0] == 200  # fail-open
+
+
+def test_least_outstanding_requests_via_attribute(fakeaws, make_alb, targets, http_get,
+                                                  wait_until):
+    a, b = targets(), targets()
+    alb = make_alb()
+    alb.set_attrs(load_balancing__algorithm__type="least_outstanding_requests")
+    alb.register(a, b)
+    alb.wait_state(a, "healthy")
+    alb.wait_state(b, "healthy")
+    th = threading.Thread(target=lambda: http_get(alb.url + "/slow?s=1"))
+    th.start()
+    busy = wait_until(lambda: next((s for s in (a, b) if s.in_flight), None), 5,
+                      what="slow request in flight")
+    idle = b if busy is a else a
+    for _ in range(5):
+        assert http_get(alb.url + "/lor")[0] == 200
+    th.join(5)
+    assert sum(r.path == "/lor" for r in idle.requests) == 5

@@ -1,0 +1,227 @@
+"""Event -> key mapping (incl. --no-pod-watch), work queue semantics, worker requeue/backoff."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ctrl_helpers import ARN, NS, cfg, endpoint_slice, ep, namespace, node, pod, service, tgb
+
+from controller.aws import AWSError, TargetsManager
+from controller.fakes import FakeELBv2, FakeKube
+from controller.manager import Controller
+from controller.queue import ExponentialBackoff, WorkQueue
+from controller.reconcile import Reconciler
+
+KEY = (NS, "web-tgb")
+
+
+def setup(**kw: Any) -> tuple[FakeKube, FakeELBv2, Controller]:
+    kube, elb = FakeKube(notify_on_write=False), FakeELBv2()
+    elb.create_target_group(ARN)
+    for kind, obj in [
+        ("namespace", namespace()),
+        ("node", node()),
+        ("service", service()),
+        ("pod", pod("g", "10.0.0.1", ready=False, containers_ready=False, gates=["web-tgb"])),
+        ("endpointslice", endpoint_slice(endpoints=[ep("10.0.0.1", "g", ready=False)])),
+        ("tgb", tgb()),
+    ]:
+        kube.put(kind, obj, notify=False)
+    c = cfg(**kw)
+    ctl = Controller(kube, Reconciler(kube, TargetsManager(elb, ttl=0), c), c)
+    kube.add_handler(ctl.handle)
+    return kube, elb, ctl
+
+
+def drain(ctl: Controller) -> list[Any]:
+    keys = []
+    while len(ctl.queue):
+        keys.append(ctl.process_one(timeout=0))
+    return keys
+
+
+def test_tgb_service_and_slice_events_map_to_the_tgb() -> None:
+    kube, _, ctl = setup()
+    t = tgb()
+    t["metadata"]["generation"] = 2  # spec change
+    kube.put("tgb", t)
+    assert drain(ctl) == [KEY]
+    kube.put("service", service(ports=[("http", 80, 8081)]))
+    assert ctl.queue.get(0) == KEY
+    ctl.queue.done(KEY)
+    kube.put("endpointslice", endpoint_slice(endpoints=[ep("10.0.0.1", "g", ready=True)]))
+    assert ctl.queue.get(0) == KEY
+    ctl.queue.done(KEY)
+
+
+def test_slice_update_without_endpoint_or_port_change_is_ignored() -> None:
+    kube, _, ctl = setup()
+    s = endpoint_slice(endpoints=[ep("10.0.0.1", "g", ready=False)])
+    s["metadata"]["annotations"] = {"x": "y"}
+    kube.put("endpointslice", s)
+    assert len(ctl.queue) == 0
+
+
+def test_status_only_tgb_update_is_ignored() -> None:
+    kube, _, ctl = setup()
+    t = tgb()
+    t["status"] = {"observedGeneration": 1}
+    kube.put("tgb", t)
+    assert len(ctl.queue) == 0  # same generation: our own status/annotation writes
+
+
+def test_gated_pod_containers_ready_change_triggers_reconcile() -> None:
+    kube, _, ctl = setup()
+    kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
+    assert ctl.queue.get(0) == KEY
+
+
+def test_switch_no_pod_watch_pod_changes_trigger_nothing() -> None:
+    kube, _, ctl = setup(no_pod_watch=True)
+    kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
+    assert len(ctl.queue) == 0
+
+
+def test_ungated_pod_ignored() -> None:
+    kube, _, ctl = setup()
+    kube.put("pod", pod("plain", "10.0.0.9"))
+    assert len(ctl.queue) == 0
+
+
+def test_switch_legacy_endpoints_events_and_resolution() -> None:
+    from ctrl_helpers import legacy_endpoints
+
+    kube, elb, ctl = setup(legacy_endpoints=True)
+    kube.put("pod", pod("a", "10.0.0.5"), notify=False)
+    kube.put("endpoints", legacy_endpoints(ready=[("10.0.0.5", "a")]))
+    assert ctl.process_one(0) == KEY
+    assert elb.registered(ARN) == {"10.0.0.5:8080"}
+
+
+def test_tgb_delete_requeues_bindings_refused_for_same_arn() -> None:
+    kube, _, ctl = setup()
+    kube.put("tgb", tgb("copy", created="2026-11-25T11:00:00Z"), notify=False)
+    kube.delete("tgb", NS, "web-tgb")  # no finalizer yet -> gone at once
+    assert ctl.queue.get(0) == (NS, "copy")
+
+
+def test_pending_gate_requeues_after_fixed_period() -> None:
+    kube, elb, ctl = setup(requeue_seconds=15.0)
+    kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
+    ctl.process_one(0)
+    ((due, key),) = ctl.queue.pending_delayed()
+    assert key == KEY and 14.0 < due - time.monotonic() <= 15.0
+
+
+def test_switch_backoff_requeue_doubles_from_5ms() -> None:
+    kube, elb, ctl = setup(backoff_requeue=True)
+    kube.put(
+        "pod",
+        pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]),
+        notify=False,
+    )
+    ctl.queue.add(KEY)
+    ctl.process_one(0)  # registers: fixed period
+    assert ctl.last_results[KEY].requeue_after == 15.0
+    elb.set_health(ARN, "10.0.0.1:8080", "unhealthy", "Target.Timeout", "Request timed out")
+    delays = []
+    for _ in range(4):
+        ctl.queue.add(KEY)
+        ctl.process_one(0)
+        delays.append(ctl.queue.backoff.base * 2 ** (ctl.queue.num_requeues(KEY) - 1))
+    assert delays == [0.005, 0.01, 0.02, 0.04]
+    b = ExponentialBackoff(0.005, 1000.0)
+    assert max(b.when("k") for _ in range(30)) == 1000.0
+
+
+def test_aws_error_goes_to_backoff_and_success_forgets() -> None:
+    kube, elb, ctl = setup()
+    elb.fail["DescribeTargetHealth"] = [AWSError("DescribeTargetHealth", "Throttling", "slow down")]
+    ctl.queue.add(KEY)
+    ctl.process_one(0)
+    assert ctl.queue.num_requeues(KEY) == 1
+    time.sleep(0.01)
+    ctl.process_one(0.5)
+    assert ctl.queue.num_requeues(KEY) == 0 or ctl.last_results[KEY].requeue_after > 0
+
+
+def test_queue_dedups_and_serialises_per_key() -> None:
+    q = WorkQueue()
+    q.add("a")
+    q.add("a")
+    q.add("b")
+    assert len(q) == 2
+    k = q.get(0)
+    assert k == "a"
+    q.add("a")  # re-added while processing: not handed out until done()
+    assert q.get(0) == "b"
+    assert q.get(0) is None
+    q.done("a")
+    assert q.get(0) == "a"
+
+
+def test_queue_never_runs_one_key_concurrently() -> None:
+    q = WorkQueue()
+    active: dict[str, int] = {}
+    overlap = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            k = q.get(0.2)
+            if k is None:
+                return
+            with lock:
+                active[k] = active.get(k, 0) + 1
+                if active[k] > 1:
+                    overlap.append(k)
+            time.sleep(0.001)
+            with lock:
+                active[k] -= 1
+            q.done(k)
+
+    ts = [threading.Thread(target=worker) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for i in range(200):
+        q.add(f"k{i % 3}")
+    for t in ts:
+        t.join()
+    assert overlap == []
+
+
+def test_add_after_delivers_later() -> None:
+    q = WorkQueue()
+    q.add_after("x", 0.05)
+    assert q.get(0) is None
+    assert q.get(1.0) == "x"
+
+
+def test_workers_converge_a_gated_pod_end_to_end() -> None:
+    """Threads, events and the fixed requeue together: registration, then the gate goes True
+    once the fake ELB reports healthy, all without a manual kick."""
+    kube, elb, ctl = setup(requeue_seconds=0.05)
+    kube.notify_on_write = True
+    ctl.start()
+    try:
+        kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
+        deadline = time.monotonic() + 5
+        while elb.registered(ARN) != {"10.0.0.1:8080"} and time.monotonic() < deadline:
+            time.sleep(0.01)
+        elb.all_healthy(ARN)
+
+        def gate() -> str | None:
+            for c in kube.get("pod", NS, "g")["status"]["conditions"]:  # type: ignore[index]
+                if c["type"] == "target-health.elbv2.k8s.aws/web-tgb":
+                    return str(c["status"])
+            return None
+
+        while gate() != "True" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gate() == "True"
+        assert ctl.alive()
+    finally:
+        ctl.stop()
+    assert not ctl.alive()

@@ -1,0 +1,111 @@
+"""Demo app handlers and readiness logic, in-process (no sockets beyond aiohttp's test server)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from typer.testing import CliRunner
+
+from testbed.demoapp.cli import app as cli_app
+from testbed.demoapp.config import ENV_VARS, DemoConfig, OnSigterm
+from testbed.demoapp.server import DemoApp, log_event
+
+
+def _with_client(cfg: DemoConfig, body: Callable[[DemoApp, TestClient], Awaitable[Any]]) -> Any:
+    async def go() -> Any:
+        demo = DemoApp(cfg, hard_exit=lambda code: None)
+        demo.listening_at = 0.0  # as if listening since the epoch of the monotonic clock
+        async with TestClient(TestServer(demo.make_app())) as client:
+            return await body(demo, client)
+    return asyncio.run(go())
+
+
+def test_root_reports_pod_and_version() -> None:
+    async def body(demo: DemoApp, c: TestClient) -> None:
+        r = await c.get("/")
+        assert r.status == 200
+        assert await r.json() == {"pod": "p-1", "version": "v7"}
+    _with_client(DemoConfig(pod="p-1", version="v7"), body)
+
+
+def test_pod_and_version_come_from_env(monkeypatch: Any) -> None:
+    monkeypatch.setenv("POD_NAME", "demo-abc")
+    monkeypatch.setenv("APP_VERSION", "v2")
+    cfg = DemoConfig()
+    assert (cfg.pod, cfg.version) == ("demo-abc", "v2")
+
+
+def test_ready_toggles_at_runtime() -> None:
+    async def body(demo: DemoApp, c: TestClient) -> None:
+        assert (await c.get("/ready")).status == 200
+        assert (await c.post("/admin/ready?value=false")).status == 200
+        assert (await c.get("/ready")).status == 503
+        assert (await c.post("/admin/ready?value=auto")).status == 200
+        assert (await c.get("/ready")).status == 200
+        assert (await c.post("/admin/ready?value=maybe")).status == 400
+    _with_client(DemoConfig(), body)
+
+
+def test_ready_after_delay_and_terminating() -> None:
+    demo = DemoApp(DemoConfig(ready_after=3600))
+    assert not demo.is_ready()  # not listening yet
+    demo.listening_at = 1e12  # listening "now" in the far future: ready_after not elapsed
+    assert not demo.is_ready()
+    demo.ready_override = True
+    assert demo.is_ready()
+    demo.terminating = True
+    assert not demo.is_ready()
+
+
+def test_health_code_flag_and_admin() -> None:
+    async def body(demo: DemoApp, c: TestClient) -> None:
+        assert (await c.get("/healthz")).status == 503
+        assert (await c.post("/admin/health?code=200")).status == 200
+        assert (await c.get("/healthz")).status == 200
+        assert (await c.post("/admin/health?code=abc")).status == 400
+        assert (await c.post("/admin/health?code=999")).status == 400
+        state = await (await c.get("/admin/state")).json()
+        assert state["health_code"] == 200
+    _with_client(DemoConfig(health_code=503), body)
+
+
+def test_latency_is_applied_per_request() -> None:
+    async def body(demo: DemoApp, c: TestClient) -> float:
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        assert (await c.get("/?latency_ms=50")).status == 200
+        return loop.time() - t
+    assert _with_client(DemoConfig(), body) >= 0.05
+
+
+def test_sigterm_modes_in_process() -> None:
+    exits: list[int] = []
+    demo = DemoApp(DemoConfig(on_sigterm=OnSigterm.exit), hard_exit=exits.append)
+    demo.on_sigterm()
+    assert exits == [0]
+    demo = DemoApp(DemoConfig(on_sigterm=OnSigterm.ignore), hard_exit=exits.append)
+    demo.on_sigterm()
+    assert exits == [0] and not demo._stop.is_set()
+    demo = DemoApp(DemoConfig(on_sigterm=OnSigterm.drain), hard_exit=exits.append)
+    demo.on_sigterm()
+    assert demo._stop.is_set() and exits == [0]
+
+
+def test_log_event_is_one_json_line_with_timestamp() -> None:
+    buf = io.StringIO()
+    log_event("listening", stream=buf, port=8080)
+    rec = json.loads(buf.getvalue())
+    assert rec["event"] == "listening" and rec["port"] == 8080
+    assert rec["ts"] > 1e9 and rec["time"].endswith("+00:00")
+
+
+def test_every_knob_has_an_env_var() -> None:
+    out = CliRunner().invoke(cli_app, ["serve", "--help"], env={"COLUMNS": "200"}).output
+    for flag, env in ENV_VARS.items():
+        assert "--" + flag.replace("_", "-") in out
+        assert env in out

@@ -1,0 +1,117 @@
+"""Pure helpers: validation, matcher, HTTP/1.1 heads, event log ring buffer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from testbed.fakeaws.api.errors import AwsError, target_health_xml
+from testbed.fakeaws.api.validation import (
+    health_check_params,
+    members,
+    parse_targets,
+    tg_attributes,
+)
+from testbed.fakeaws.dataplane.http1 import BadMessage, error_response, parse_head, read_chunked
+from testbed.fakeaws.events import EventLog
+from testbed.fakeaws.health import parse_matcher
+
+
+def test_members_and_targets() -> None:
+    form = {"Targets.member.2.Id": "10.0.0.2", "Targets.member.1.Id": "10.0.0.1",
+            "Targets.member.1.Port": "8080"}
+    assert members(form, "Targets") == [{"Id": "10.0.0.1", "Port": "8080"}, {"Id": "10.0.0.2"}]
+    assert parse_targets(form, "ip", 80) == [("10.0.0.1", 8080, None), ("10.0.0.2", 80, None)]
+
+
+@pytest.mark.parametrize("form", [
+    {"Targets.member.1.Id": "10.0.0.256"},
+    {"Targets.member.1.Id": "10.0.0.1", "Targets.member.1.Port": "0"},
+    {"Targets.member.1.Id": "10.0.0.1", "Targets.member.1.Port": "65536"},
+    {},
+])
+def test_bad_targets(form: dict[str, str]) -> None:
+    with pytest.raises(AwsError) as exc:
+        parse_targets(form, "ip", 80)
+    assert exc.value.code == "ValidationError"
+
+
+def test_health_check_ranges_and_fast_mode() -> None:
+    ok = {"HealthCheckIntervalSeconds": "5", "HealthCheckTimeoutSeconds": "2",
+          "HealthyThresholdCount": "2", "UnhealthyThresholdCount": "10"}
+    assert health_check_params(ok, 5.0) == {"interval": 5, "timeout": 2}
+    for bad in ({"HealthCheckIntervalSeconds": "4"}, {"HealthCheckIntervalSeconds": "301"},
+                {"HealthCheckTimeoutSeconds": "1"}, {"HealthCheckTimeoutSeconds": "121"},
+                {"HealthyThresholdCount": "1"}, {"UnhealthyThresholdCount": "11"},
+                {"HealthCheckIntervalSeconds": "5", "HealthCheckTimeoutSeconds": "5"},
+                {"HealthCheckIntervalSeconds": "0.5"}, {"Matcher.HttpCode": "600"}):
+        with pytest.raises(AwsError):
+            health_check_params(bad, 5.0)
+    assert health_check_params({"HealthCheckIntervalSeconds": "0.5",
+                                "HealthCheckTimeoutSeconds": "0.3"}, 0.5) == {
+        "interval": 0.5, "timeout": 0.3}
+
+
+def test_tg_attributes() -> None:
+    def attrs(k: str, v: str) -> dict[str, str]:
+        return {"Attributes.member.1.Key": k, "Attributes.member.1.Value": v}
+
+    assert tg_attributes(attrs("deregistration_delay.timeout_seconds", "3600"), "round_robin", 0)
+    assert tg_attributes(attrs("slow_start.duration_seconds", "0"), "round_robin", 0)
+    for k, v in (("deregistration_delay.timeout_seconds", "3601"),
+                 ("slow_start.duration_seconds", "29"), ("slow_start.duration_seconds", "901"),
+                 ("load_balancing.algorithm.type", "random"), ("bogus", "1")):
+        with pytest.raises(AwsError) as exc:
+            tg_attributes(attrs(k, v), "round_robin", 0)
+        assert exc.value.code == "ValidationError"
+    with pytest.raises(AwsError) as exc:
+        tg_attributes(attrs("load_balancing.algorithm.type", "least_outstanding_requests"),
+                      "round_robin", 30)
+    assert exc.value.code == "InvalidConfigurationRequest"
+
+
+def test_matcher() -> None:
+    m = parse_matcher("200,202,300-399")
+    assert [m(c) for c in (200, 201, 202, 302, 400)] == [True, False, True, True, False]
+
+
+def test_target_health_xml_healthy_has_no_reason() -> None:
+    xml = target_health_xml([{"id": "10.0.0.1", "port": 80, "hc_port": "80", "az": None,
+                              "state": "healthy", "reason": None, "description": None}])
+    assert b"<State>healthy</State>" in xml and b"<Reason>" not in xml
+
+
+def test_parse_heads() -> None:
+    req = parse_head(b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                     b"Connection: close\r\n\r\n", True)
+    assert req.first[:2] == [b"GET", b"/a"] and req.length == 3 and req.close
+    resp = parse_head(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", False)
+    assert resp.chunked and resp.close
+    with pytest.raises(BadMessage):
+        parse_head(b"garbage\r\n\r\n", True)
+    page = error_response(502, "target_refused")
+    assert page.startswith(b"HTTP/1.1 502 Bad Gateway") and b"x-testbed-elb-error: " \
+        b"target_refused" in page
+
+
+def test_read_chunked() -> None:
+    async def run() -> bytes:
+        r = asyncio.StreamReader()
+        r.feed_data(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n")
+        return await read_chunked(r)
+
+    assert asyncio.run(run()) == b"abcde"
+
+
+def test_event_log_seq_and_bound() -> None:
+    log = EventLog(maxlen=5)
+    for i in range(8):
+        log.emit("x", i=i)
+    evs, nxt = log.since(0)
+    assert [e["seq"] for e in evs] == [4, 5, 6, 7, 8] and nxt == 8
+    evs, nxt = log.since(6)
+    assert [e["seq"] for e in evs] == [7, 8]
+    assert log.since(8) == ([], 8)
+    log.clear()
+    assert log.emit("y")["seq"] == 9

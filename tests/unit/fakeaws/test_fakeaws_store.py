@@ -1,0 +1,215 @@
+"""Target store state machine and routing, driven by a fake clock (no sockets)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from testbed.fakeaws.config import EngineConfig
+from testbed.fakeaws.events import EventLog
+from testbed.fakeaws.store import HealthSettings, TargetGroupSpec, TargetStore
+
+TG = "arn:tg/1"
+
+
+class Handle:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._q: list[tuple[float, int, Handle, Callable[..., Any], tuple[Any, ...]]] = []
+        self._n = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, cb: Callable[..., Any], *args: Any) -> Handle:
+        h = Handle()
+        heapq.heappush(self._q, (when, next(self._n), h, cb, args))
+        return h
+
+    def advance(self, dt: float) -> None:
+        end = self.now + dt
+        while self._q and self._q[0][0] <= end:
+            when, _, h, cb, args = heapq.heappop(self._q)
+            self.now = max(self.now, when)
+            if not h.cancelled:
+                cb(*args)
+        self.now = end
+
+
+def make(in_use: bool = True, register_delay: float = 0.0, deregister_delay: float = 0.0,
+         dereg: float = 10.0, **tg: Any) -> tuple[TargetStore, FakeClock, EventLog]:
+    clock = FakeClock()
+    ev = EventLog()
+    store = TargetStore(clock, ev, EngineConfig(register_delay=register_delay,
+                                                deregister_delay=deregister_delay))
+    store.sync_groups([TargetGroupSpec(arn=TG, port=80, in_use=in_use, deregistration_delay=dereg,
+                                       health=HealthSettings(healthy_threshold=3,
+                                                             unhealthy_threshold=2), **tg)])
+    return store, clock, ev
+
+
+def state(store: TargetStore, tid: str = "10.0.0.1", port: int = 80) -> tuple[Any, ...]:
+    row = store.describe(TG, [(tid, port)])[0]
+    return row["state"], row["reason"]
+
+
+def test_registration_to_healthy_with_one_success() -> None:
+    store, clock, _ = make(register_delay=2)
+    store.register(TG, [("10.0.0.1", 80, None)])
+    assert state(store) == ("initial", "Elb.RegistrationInProgress")
+    clock.advance(2)
+    assert state(store) == ("initial", "Elb.InitialHealthChecking")
+    t = store.targets[TG][("10.0.0.1", 80)]
+    store.record_check(t, False, "Target.Timeout")
+    assert state(store) == ("initial", "Elb.InitialHealthChecking")
+    store.record_check(t, True)
+    assert state(store) == ("healthy", None)
+    assert store.routing[TG] == [t]
+
+
+def test_thresholds_and_reasons() -> None:
+    store, clock, ev = make()
+    store.register(TG, [("10.0.0.1", 80, None)])
+    clock.advance(0)
+    t = store.targets[TG][("10.0.0.1", 80)]
+    store.record_check(t, True)
+    store.record_check(t, False, "Target.ResponseCodeMismatch", "codes: [500]")
+    assert state(store) == ("healthy", None)
+    store.record_check(t, False, "Target.ResponseCodeMismatch", "codes: [500]")
+    assert state(store) == ("unhealthy", "Target.ResponseCodeMismatch")
+    store.record_check(t, False, "Target.Timeout")
+    assert state(store) == ("unhealthy", "Target.Timeout")
+    store.record_check(t, True)
+    store.record_check(t, True)
+    assert state(store)[0] == "unhealthy"
+    store.record_check(t, True)
+    assert state(store) == ("healthy", None)
+    kinds = [(e["from"], e["to"]) for e in ev.since(0)[0] if e["kind"] == "target_state"]
+    assert ("healthy", "unhealthy") in kinds and ("unhealthy", "healthy") in kinds
+
+
+def test_initial_to_unhealthy_after_unhealthy_threshold() -> None:
+    store, clock, _ = make()
+    store.register(TG, [("10.0.0.1", 80, None)])
+    clock.advance(0)
+    t = store.targets[TG][("10.0.0.1", 80)]
+    store.record_check(t, False)
+    store.record_check(t, False)
+    assert state(store) == ("unhealthy", "Target.FailedHealthChecks")
+
+
+def test_fail_open_and_no_targets() -> None:
+    store, clock, ev = make()
+    assert store.pick(TG) is None
+    store.register(TG, [("10.0.0.1", 80, None), ("10.0.0.2", 80, None)])
+    clock.advance(0)
+    assert store.pick(TG) is None  # all initial -> no in-service targets
+    a, b = (store.targets[TG][(i, 80)] for i in ("10.0.0.1", "10.0.0.2"))
+    for t in (a, b):
+        store.record_check(t, False)
+        store.record_check(t, False)
+    assert set(store.routing[TG]) == {a, b}
+    assert [e for e in ev.since(0)[0] if e["kind"] == "routing"][-1]["fail_open"] is True
+    store.record_check(a, True)
+    store.record_check(a, True)
+    store.record_check(a, True)
+    assert store.routing[TG] == [a]
+
+
+def test_deregistration_propagation_then_drain_expiry() -> None:
+    store, clock, ev = make(deregister_delay=5, dereg=10)
+    store.register(TG, [("10.0.0.1", 80, None)])
+    clock.advance(0)
+    t = store.targets[TG][("10.0.0.1", 80)]
+    store.record_check(t, True)
+    aborted: list[str] = []
+    t.aborters.add(aborted.append)
+    store.deregister(TG, [("10.0.0.1", 80)])
+    assert state(store) == ("draining", "Target.DeregistrationInProgress")
+    assert store.pick(TG) is t  # the node has not heard yet
+    clock.advance(5)
+    assert store.pick(TG) is None
+    assert state(store)[0] == "draining"
+    clock.advance(9.9)
+    assert aborted == []
+    clock.advance(0.2)
+    assert aborted == ["drain_expired"]
+    assert store.describe(TG, None) == []
+    assert state(store) == ("unused", "Target.NotRegistered")
+
+
+def test_reregister_while_draining_starts_over() -> None:
+    store, clock, _ = make(dereg=10)
+    store.register(TG, [("10.0.0.1", 80, None)])
+    clock.advance(0)
+    store.deregister(TG, [("10.0.0.1", 80)])
+    store.register(TG, [("10.0.0.1", 80, None)])
+    clock.advance(0)
+    assert state(store) == ("initial", "Elb.InitialHealthChecking")
+    clock.advance(20)
+    assert state(store)[0] == "initial"  # the old drain timer did not remove the new record
+
+
+def test_not_in_use_and_health_check_disabled() -> None:
+    store, clock, _ = make(in_use=False)
+    started: list[Any] = []
+    store.on_checks_start = started.append
+    store.register(TG, [("10.0.0.1", 80, None)])
+    clock.advance(0)
+    assert state(store) == ("unused", "Target.NotInUse") and started == []
+    spec = store.groups[TG]
+    store.sync_groups([TargetGroupSpec(arn=TG, in_use=True, health=spec.health)])
+    assert state(store) == ("initial", "Elb.InitialHealthChecking") and len(started) == 1
+    store.sync_groups([TargetGroupSpec(arn=TG, in_use=True,
+                                       health=HealthSettings(enabled=False))])
+    assert state(store) == ("unavailable", "Target.HealthCheckDisabled")
+    assert store.pick(TG) is not None  # no health checks: routed
+
+
+def test_targets_keyed_by_id_and_port() -> None:
+    store, clock, _ = make()
+    store.register(TG, [("10.0.0.1", 8080, None), ("10.0.0.1", 9090, None)])
+    assert {(r["id"], r["port"]) for r in store.describe(TG, None)} == {
+        ("10.0.0.1", 8080), ("10.0.0.1", 9090)}
+
+
+def _healthy(store: TargetStore, clock: FakeClock, ids: list[str]) -> list[Any]:
+    store.register(TG, [(i, 80, None) for i in ids])
+    clock.advance(0)
+    out = [store.targets[TG][(i, 80)] for i in ids]
+    for t in out:
+        store.record_check(t, True)
+    return out
+
+
+def test_round_robin_and_least_outstanding() -> None:
+    store, clock, _ = make()
+    a, b = _healthy(store, clock, ["10.0.0.1", "10.0.0.2"])
+    picks = [store.pick(TG) for _ in range(4)]
+    assert picks.count(a) == picks.count(b) == 2
+    store.groups[TG].algorithm = "least_outstanding_requests"
+    a.in_flight = 3
+    assert all(store.pick(TG) is b for _ in range(5))
+
+
+@pytest.mark.parametrize("elapsed, share", [(3.0, 0.1), (30.0, 0.5)])
+def test_slow_start_ramps_linearly(elapsed: float, share: float) -> None:
+    store, clock, _ = make(slow_start=30.0)
+    (old,) = _healthy(store, clock, ["10.0.0.1"])
+    clock.advance(100)
+    (new,) = _healthy(store, clock, ["10.0.0.2"])
+    clock.advance(elapsed)
+    picks = [store.pick(TG) for _ in range(4000)]
+    assert abs(picks.count(new) / 4000 - share) < 0.04
