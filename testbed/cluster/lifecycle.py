@@ -41,8 +41,8 @@ def node_containers(name: str = kindconfig.CLUSTER_NAME) -> list[str]:
     return sorted(out.split())
 
 
-def api(name: str = kindconfig.CLUSTER_NAME) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(kubeconfig_path(name)))
+def api(name: str = kindconfig.CLUSTER_NAME, kubeconfig: Path | None = None) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig or kubeconfig_path(name)))
 
 
 def _wait(what: str, predicate, timeout: float = READY_TIMEOUT) -> None:  # type: ignore[no-untyped-def]
@@ -58,10 +58,11 @@ def _wait(what: str, predicate, timeout: float = READY_TIMEOUT) -> None:  # type
     raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what}{last_error}")
 
 
-def wait_usable(name: str = kindconfig.CLUSTER_NAME, expected_nodes: int | None = None) -> None:
+def wait_usable(name: str = kindconfig.CLUSTER_NAME, expected_nodes: int | None = None,
+                kubeconfig: Path | None = None) -> None:
     """Nodes Ready, CoreDNS available, default ServiceAccount present: pods can be run."""
-    core = client.CoreV1Api(api(name))
-    apps = client.AppsV1Api(api(name))
+    core = client.CoreV1Api(api(name, kubeconfig))
+    apps = client.AppsV1Api(api(name, kubeconfig))
 
     def nodes_ready() -> bool:
         nodes = core.list_node().items

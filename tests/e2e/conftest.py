@@ -37,7 +37,7 @@ def _manager(name: str, workers: int, tmp: Path, kubeconfig: Path) -> KindCluste
     # create() reuses a ready cluster behind `kubeconfig` and only then creates one.
     manager.create(ClusterOptions(provider_config=cfg, kubeconfig_path=kubeconfig,
                                   cluster_timeout=900), timeout=120)
-    lifecycle.wait_usable(name, workers + 1)
+    lifecycle.wait_usable(name, workers + 1, kubeconfig)
     return manager
 
 

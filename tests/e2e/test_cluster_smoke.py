@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from testbed import proc
-from testbed.cluster import network
+from testbed.cluster import lifecycle, network
 from tests.e2e.conftest import KindCluster, _manager
 from tests.e2e.kube_helpers import condition, pod_exec, wait_for
 
@@ -66,6 +66,7 @@ def topology(request: pytest.FixtureRequest, cluster: KindCluster, project_image
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     if request.param == "1 node":
         tmp = tmp_path_factory.mktemp("single")
+        lifecycle.down("alb-testbed-single")  # a leftover from an interrupted run
         target = _manager("alb-testbed-single", 0, tmp, tmp / "kubeconfig")
         target.load_image(project_image)
         nodes = 1

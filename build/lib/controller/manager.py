@@ -1,0 +1,208 @@
+"""Wires informer events to the work queue and runs reconcile workers.
+
+Event -> TGB key mapping follows ALBC's triggers for ip TGBs: the TGB itself, the
+EndpointSlices/Endpoints of its Service (only when ports or endpoints changed), the Service,
+gated pods (v3.4.0+, unless --no-pod-watch), the fixed requeue, and the sync period.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from controller import metrics
+from controller.config import Config
+from controller.gates import GATE_PREFIX
+from controller.kube import Kube
+from controller.log import get_logger
+from controller.queue import ExponentialBackoff, WorkQueue
+from controller.reconcile import Key, Reconciler, Result
+from controller.resolve import SERVICE_NAME_LABEL, Obj, pod_condition
+
+log = get_logger("manager")
+
+
+def _meta(o: Obj | None) -> dict[str, Any]:
+    return (o or {}).get("metadata", {}) or {}
+
+
+def _pod_fingerprint(pod: Obj) -> tuple[Any, ...]:
+    """What about a gated pod can change the reconcile outcome (not our own gate conditions)."""
+    cr = pod_condition(pod, "ContainersReady") or {}
+    st = pod.get("status", {}) or {}
+    return (
+        st.get("podIP"),
+        cr.get("status"),
+        _meta(pod).get("deletionTimestamp"),
+        st.get("phase"),
+        (pod.get("spec") or {}).get("nodeName"),
+    )
+
+
+def _slice_fingerprint(o: Obj) -> tuple[str, str]:
+    import json
+
+    if "subsets" in o:
+        return json.dumps(o.get("subsets"), sort_keys=True), ""
+    return json.dumps(o.get("endpoints"), sort_keys=True), json.dumps(
+        o.get("ports"), sort_keys=True
+    )
+
+
+class Controller:
+    """Event handlers + work queue + worker threads around a Reconciler."""
+
+    def __init__(
+        self, kube: Kube, reconciler: Reconciler, cfg: Config, queue: WorkQueue | None = None
+    ) -> None:
+        self.kube = kube
+        self.reconciler = reconciler
+        self.cfg = cfg
+        self.queue = queue or WorkQueue(
+            ExponentialBackoff(cfg.backoff_base_seconds, cfg.backoff_max_seconds)
+        )
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.last_results: dict[Key, Result] = {}
+
+    # event mapping ------------------------------------------------------------------------
+    def _tgbs_for_service(self, ns: str, svc: str) -> list[Key]:
+        return [
+            (ns, t["metadata"]["name"])
+            for t in self.kube.list("tgb", ns)
+            if (t.get("spec", {}).get("serviceRef") or {}).get("name") == svc
+            and t.get("spec", {}).get("targetType") == "ip"
+        ]
+
+    def keys_for_event(self, kind: str, old: Obj | None, new: Obj | None) -> list[Key]:
+        obj = new if new is not None else old
+        if obj is None:
+            return []
+        md = _meta(obj)
+        ns, name = str(md.get("namespace") or ""), str(md.get("name"))
+        if kind == "tgb":
+            if new is None:  # deleted: a binding refused for a duplicate ARN may now own it
+                arn = obj.get("spec", {}).get("targetGroupARN")
+                return [
+                    (_meta(t).get("namespace", ""), _meta(t)["name"])
+                    for t in self.kube.list("tgb")
+                    if t.get("spec", {}).get("targetGroupARN") == arn
+                    and (_meta(t).get("namespace"), _meta(t)["name"]) != (ns, name)
+                ]
+            om = _meta(old)
+            if (
+                old is None
+                or om.get("generation") != md.get("generation")
+                or om.get("deletionTimestamp") != md.get("deletionTimestamp")
+                or om.get("finalizers") != md.get("finalizers")
+            ):
+                return [(ns, name)]
+            return []
+        if kind == "service":
+            if old is not None and new is not None and old.get("spec") == new.get("spec"):
+                return []
+            return self._tgbs_for_service(ns, name)
+        if kind in ("endpointslice", "endpoints"):
+            if (
+                old is not None
+                and new is not None
+                and _slice_fingerprint(old) == _slice_fingerprint(new)
+            ):
+                return []
+            svc = name if kind == "endpoints" else (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
+            return self._tgbs_for_service(ns, svc) if svc else []
+        if kind == "pod":
+            if self.cfg.no_pod_watch:  # pre-v3.4: pod changes alone trigger nothing
+                return []
+            gates = [
+                g.get("conditionType", "")
+                for g in (obj.get("spec") or {}).get("readinessGates") or []
+            ]
+            tgbs = [g[len(GATE_PREFIX) :] for g in gates if g.startswith(GATE_PREFIX)]
+            if not tgbs:
+                return []
+            if (
+                old is not None
+                and new is not None
+                and _pod_fingerprint(old) == _pod_fingerprint(new)
+            ):
+                return []
+            return [(ns, t) for t in tgbs if self.kube.get("tgb", ns, t) is not None]
+        return []
+
+    def handle(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        for key in self.keys_for_event(kind, old, new):
+            self.queue.add(key)
+
+    def enqueue_all(self) -> None:
+        for t in self.kube.list("tgb"):
+            self.queue.add((_meta(t).get("namespace", ""), _meta(t)["name"]))
+
+    # workers ------------------------------------------------------------------------------
+    def process_one(self, timeout: float | None = None) -> Key | None:
+        """Take one key, reconcile it, and schedule the follow-up per its Result."""
+        key = self.queue.get(timeout)
+        if key is None:
+            return None
+        assert isinstance(key, tuple)
+        start = time.monotonic()
+        result_label = "success"
+        try:
+            res = self.reconciler.reconcile(key)
+            self.last_results[key] = res
+            if res.requeue_after > 0:
+                self.queue.forget(key)
+                self.queue.add_after(key, res.requeue_after)
+                result_label = "requeue_after"
+            elif res.requeue:
+                delay = self.queue.add_rate_limited(key)
+                result_label = "requeue"
+                log.debug(
+                    "requeue with backoff", tgb=f"{key[0]}/{key[1]}", delay=delay, reason=res.reason
+                )
+            else:
+                self.queue.forget(key)
+        except Exception as e:
+            delay = self.queue.add_rate_limited(key)
+            result_label = "error"
+            log.error(
+                "reconcile failed, retrying with backoff",
+                tgb=f"{key[0]}/{key[1]}",
+                error=str(e),
+                retry_in=round(delay, 3),
+            )
+        finally:
+            dur = time.monotonic() - start
+            metrics.RECONCILE_TOTAL.labels(result_label).inc()
+            metrics.RECONCILE_DURATION.labels(result_label).observe(dur)
+            self.queue.done(key)
+        return key
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.process_one(timeout=1.0)
+            except Exception as e:  # never let a worker die
+                log.error("worker loop error", error=repr(e))
+
+    def _resync(self) -> None:
+        while not self._stop.wait(self.cfg.sync_period_seconds):
+            self.enqueue_all()
+
+    def start(self) -> None:
+        for i in range(self.cfg.workers):
+            t = threading.Thread(target=self._worker, name=f"worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        threading.Thread(target=self._resync, name="resync", daemon=True).start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking keys and wait (bounded) for in-flight reconciles to finish."""
+        self._stop.set()
+        self.queue.shutdown()
+        for t in self._threads:
+            t.join(timeout)
+
+    def alive(self) -> bool:
+        return not self._stop.is_set() and all(t.is_alive() for t in self._threads)

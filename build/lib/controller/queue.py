@@ -1,0 +1,148 @@
+"""A client-go style work queue: dedup, per-key serialisation, delayed and rate-limited adds.
+
+A key is never handed to two workers at once; a key added while it is being processed is
+queued again once the worker calls done(). Rate-limited adds back off exponentially per key
+(ALBC/controller-runtime: 5 ms doubling up to 1000 s) until forget().
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+
+from controller import metrics
+
+
+class ExponentialBackoff:
+    """Per-key exponential delay: base * 2**failures, capped."""
+
+    def __init__(self, base: float = 0.005, cap: float = 1000.0) -> None:
+        self.base = base
+        self.cap = cap
+        self._failures: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
+
+    def when(self, key: Hashable) -> float:
+        with self._lock:
+            n = self._failures.get(key, 0)
+            self._failures[key] = n + 1
+        return min(self.cap, self.base * (2 ** min(n, 40)))
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def retries(self, key: Hashable) -> int:
+        with self._lock:
+            return self._failures.get(key, 0)
+
+
+class WorkQueue:
+    """Thread-safe rate-limited delaying queue."""
+
+    def __init__(
+        self, backoff: ExponentialBackoff | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.backoff = backoff or ExponentialBackoff()
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._queue: deque[Hashable] = deque()
+        self._dirty: set[Hashable] = set()
+        self._processing: set[Hashable] = set()
+        self._delayed: list[tuple[float, int, Hashable]] = []
+        self._seq = itertools.count()
+        self._shutdown = False
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def add(self, key: Hashable) -> None:
+        with self._cond:
+            self._add_locked(key)
+
+    def _add_locked(self, key: Hashable) -> None:
+        if self._shutdown or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            metrics.QUEUE_DEPTH.set(len(self._queue))
+            self._cond.notify()
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        with self._cond:
+            if self._shutdown:
+                return
+            heapq.heappush(self._delayed, (self.clock() + delay, next(self._seq), key))
+            self._cond.notify_all()
+
+    def add_rate_limited(self, key: Hashable) -> float:
+        delay = self.backoff.when(key)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: Hashable) -> None:
+        self.backoff.forget(key)
+
+    def num_requeues(self, key: Hashable) -> int:
+        return self.backoff.retries(key)
+
+    def _promote_due_locked(self) -> float | None:
+        """Move due delayed keys into the queue; return seconds until the next one."""
+        now = self.clock()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, key = heapq.heappop(self._delayed)
+            self._add_locked(key)
+        return (self._delayed[0][0] - now) if self._delayed else None
+
+    def get(self, timeout: float | None = None) -> Hashable | None:
+        """Block until a key is available (None on shutdown or timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                wait_delay = self._promote_due_locked()
+                if self._queue:
+                    key = self._queue.popleft()
+                    self._processing.add(key)
+                    self._dirty.discard(key)
+                    metrics.QUEUE_DEPTH.set(len(self._queue))
+                    return key
+                if self._shutdown:
+                    return None
+                wait = wait_delay
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    wait = left if wait is None else min(wait, left)
+                self._cond.wait(wait)
+
+    def done(self, key: Hashable) -> None:
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._dirty:
+                self._queue.append(key)
+                self._cond.notify()
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._shutdown = True
+            self._cond.notify_all()
+
+    def pending_delayed(self) -> list[tuple[float, Hashable]]:
+        """(due time, key) of delayed adds; for tests and debugging."""
+        with self._cond:
+            return [(t, k) for t, _, k in sorted(self._delayed)]
+
+    def idle(self) -> bool:
+        """No queued and no in-flight keys (delayed ones may remain)."""
+        with self._cond:
+            return not self._queue and not self._processing

@@ -1,0 +1,48 @@
+"""The `testbed` command: one entry point, one sub-command group per concern.
+
+Sub-apps are imported lazily so that `testbed cluster status` does not pay for moto or
+matplotlib imports, and a broken optional part cannot stop the others from working.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(help="ALB testbed: a local AWS ALB + aws-load-balancer-controller emulation.",
+                  no_args_is_help=True)
+
+# name -> (module holding a `typer.Typer` called `app`, help text)
+_GROUPS: dict[str, tuple[str, str]] = {
+    "cluster": ("testbed.cluster.cli", "Create, inspect and delete the kind cluster."),
+    "image": ("testbed.images.cli", "Build the project and node images."),
+    "fakeaws": ("testbed.fakeaws.cli", "Fake AWS: ELBv2 API, health checker, ALB data plane."),
+    "demoapp": ("testbed.demoapp.cli", "The demo workload that scenarios roll."),
+    "load": ("testbed.loadgen.cli", "Open-loop HTTP load generator."),
+    "scenario": ("testbed.scenario.cli", "Validate and list scenarios."),
+}
+
+
+def _register() -> None:
+    for name, (module, help_text) in _GROUPS.items():
+        try:
+            sub = importlib.import_module(module).app
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # part not built yet
+            raise
+        app.add_typer(sub, name=name, help=help_text)
+
+
+_register()
+
+
+@app.command()
+def demo() -> None:
+    """The main job: bring the cluster up and show its state (scenario pair: see `testbed run`)."""
+    from testbed.cluster import lifecycle
+    from testbed.cluster.cli import status
+
+    lifecycle.up(workers=1)
+    status(as_json=False)

@@ -1,0 +1,1 @@
+"""The kind cluster: Docker engine, kind binary, cluster lifecycle."""

@@ -1,0 +1,178 @@
+"""Cluster lifecycle: up (idempotent), down, status. Each long step reports progress; a failed
+`up` keeps kind's logs, deletes the half-made cluster and says what to do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kubernetes import client, config
+
+from testbed import proc
+from testbed.cluster import engine, kindconfig
+from testbed.cluster.kindbin import kind_binary
+from testbed.console import StepFailed, info, step
+from testbed.images import build
+from testbed.paths import cache_dir
+
+READY_TIMEOUT = 300.0
+
+
+def kubeconfig_path(name: str = kindconfig.CLUSTER_NAME) -> Path:
+    return cache_dir() / f"{name}.kubeconfig"
+
+
+def exists(name: str = kindconfig.CLUSTER_NAME) -> bool:
+    try:
+        out = subprocess.run([str(kind_binary()), "get", "clusters"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return name in out.split()
+
+
+def node_containers(name: str = kindconfig.CLUSTER_NAME) -> list[str]:
+    out = proc.run(["docker", "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={name}",
+                    "--format", "{{.Names}}"], log_name="docker-ps")
+    return sorted(out.split())
+
+
+def api(name: str = kindconfig.CLUSTER_NAME, kubeconfig: Path | None = None) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig or kubeconfig_path(name)))
+
+
+def _wait(what: str, predicate, timeout: float = READY_TIMEOUT) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as exc:  # the API server may still be starting
+            last_error = f" (last error: {exc})"
+        time.sleep(1)
+    raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what}{last_error}")
+
+
+def wait_usable(name: str = kindconfig.CLUSTER_NAME, expected_nodes: int | None = None,
+                kubeconfig: Path | None = None) -> None:
+    """Nodes Ready, CoreDNS available, default ServiceAccount present: pods can be run."""
+    core = client.CoreV1Api(api(name, kubeconfig))
+    apps = client.AppsV1Api(api(name, kubeconfig))
+
+    def nodes_ready() -> bool:
+        nodes = core.list_node().items
+        if expected_nodes is not None and len(nodes) < expected_nodes:
+            return False
+        return bool(nodes) and all(
+            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+            for n in nodes)
+
+    def dns_ready() -> bool:
+        dep = apps.read_namespaced_deployment("coredns", "kube-system")
+        return (dep.status.available_replicas or 0) >= 1
+
+    def sa_ready() -> bool:
+        core.read_namespaced_service_account("default", "default")
+        return True
+
+    with step("waiting for nodes Ready"):
+        _wait("all nodes Ready", nodes_ready)
+    with step("waiting for CoreDNS and the default ServiceAccount"):
+        _wait("CoreDNS available", dns_ready)
+        _wait("the default ServiceAccount", sa_ready)
+
+
+def up(workers: int = 0, name: str = kindconfig.CLUSTER_NAME) -> Path:
+    """Create the cluster unless it exists with the same shape; return its kubeconfig path."""
+    engine.ensure_docker()
+    kind = kind_binary()
+    if exists(name):
+        have = len(node_containers(name))
+        if have != workers + 1:
+            raise StepFailed(
+                f"cluster {name} exists with {have} node(s) but {workers + 1} were asked for; "
+                f"run `testbed cluster down` first (or ask for --workers {have - 1}).")
+        info(f"cluster {name} exists ({have} node(s)); reusing it")
+        kubeconfig_path(name).write_text(
+            proc.run([kind, "get", "kubeconfig", "--name", name], log_name="kind-kubeconfig"))
+        wait_usable(name, workers + 1)
+        return kubeconfig_path(name)
+    image = build.node_image()
+    with tempfile.TemporaryDirectory(prefix="albtb-kind-") as tmp:
+        cfg = kindconfig.write(Path(tmp) / "kind.yaml", name, workers, image)
+        try:
+            with step(f"creating kind cluster {name} ({workers + 1} node(s), image {image})"):
+                proc.run([kind, "create", "cluster", "--config", cfg, "--kubeconfig",
+                          kubeconfig_path(name), "--retain"], log_name="kind-create",
+                         timeout=900)
+            wait_usable(name, workers + 1)
+        except StepFailed as exc:
+            logs = cache_dir() / "failed-cluster-logs"
+            subprocess.run([str(kind), "export", "logs", str(logs), "--name", name],
+                           capture_output=True, timeout=300)
+            subprocess.run([str(kind), "delete", "cluster", "--name", name],
+                           capture_output=True, timeout=300)
+            raise StepFailed(f"{exc}\nkind's node logs were saved to {logs} and the half-made "
+                             "cluster was deleted. Look at kubelet.log and journal.log there; "
+                             "then re-run `testbed cluster up`.") from exc
+    return kubeconfig_path(name)
+
+
+def down(name: str = kindconfig.CLUSTER_NAME) -> bool:
+    if not exists(name):
+        return False
+    with step(f"deleting kind cluster {name}"):
+        proc.run([kind_binary(), "delete", "cluster", "--name", name], log_name="kind-delete")
+    kubeconfig_path(name).unlink(missing_ok=True)
+    return True
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    ready: bool
+    version: str
+    internal_ip: str
+    pod_cidr: str
+
+
+@dataclass
+class ClusterStatus:
+    name: str
+    exists: bool
+    kubeconfig: str = ""
+    nodes: list[NodeStatus] = field(default_factory=list)
+    error: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def status(name: str = kindconfig.CLUSTER_NAME) -> ClusterStatus:
+    if not exists(name):
+        return ClusterStatus(name=name, exists=False)
+    st = ClusterStatus(name=name, exists=True, kubeconfig=str(kubeconfig_path(name)))
+    try:
+        kubeconfig_path(name).write_text(
+            proc.run([kind_binary(), "get", "kubeconfig", "--name", name],
+                     log_name="kind-kubeconfig"))
+        for n in client.CoreV1Api(api(name)).list_node(_request_timeout=10).items:
+            ip = next((a.address for a in n.status.addresses if a.type == "InternalIP"), "")
+            ready = any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+            st.nodes.append(NodeStatus(n.metadata.name, ready, n.status.node_info.kubelet_version,
+                                       ip, n.spec.pod_cidr or ""))
+    except Exception as exc:  # status must report, not crash
+        st.error = str(exc)
+    return st
+
+
+def load_image(image: str, name: str = kindconfig.CLUSTER_NAME) -> None:
+    """Make a local image available to the cluster's containerd (skipped if already there)."""
+    with step(f"loading {image} into cluster {name}"):
+        proc.run([kind_binary(), "load", "docker-image", image, "--name", name],
+                 log_name="kind-load")

@@ -1,0 +1,409 @@
+"""Listeners and request forwarding with ALB error semantics.
+
+Error mapping (reason in the `x-testbed-elb-error` header and the event log):
+  503 no_targets       nothing routable in the target group
+  502 target_refused   connect refused;  target_unreachable: other connect errors
+  504 connect_timeout  connect not done within connect_timeout (10 s)
+  502 keepalive_race   a REUSED pooled connection was closed/reset before any response byte
+  502 target_closed    target sent FIN before any response byte (fresh connection)
+  502 target_reset     target sent RST before any response byte (fresh connection)
+  502 drain_expired    deregistration delay expired with the request in flight
+  502 malformed_response
+  504 idle_timeout     no response byte within the LB idle timeout
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.fakeaws.config import EngineConfig
+from testbed.fakeaws.dataplane.http1 import (
+    BadMessage,
+    Head,
+    error_response,
+    parse_head,
+    read_chunked,
+)
+from testbed.fakeaws.events import EventLog
+from testbed.fakeaws.store import Target, TargetStore
+
+log = logging.getLogger("testbed.fakeaws.dataplane")
+
+POOL_MAX = 256
+COPY_CHUNK = 65536
+
+
+@dataclass
+class ListenerSpec:
+    arn: str
+    port: int
+    lb_arn: str
+    forward: list[tuple[str, int]]  # (target group ARN, weight)
+    idle_timeout: float = 60.0
+
+
+class Upstream:
+    """One TCP connection to a target."""
+
+    __slots__ = ("reader", "writer", "reused", "abort_reason", "last_used", "deadline")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.reused = False
+        self.abort_reason: str | None = None
+        self.last_used = 0.0
+        self.deadline = 0.0  # loop time by which the target must send something
+
+    def abort(self, reason: str) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        self.writer.transport.abort()
+
+
+class _Client:
+    """A client connection; `deadline` is when it is closed as idle."""
+
+    __slots__ = ("writer", "deadline")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.deadline = 0.0
+
+
+ABORT_STATUS = {"idle_timeout": 504, "drain_expired": 502}
+
+
+class ElbError(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class _Running:
+    spec: ListenerSpec
+    server: asyncio.base_events.Server
+    clients: set[_Client] = field(default_factory=set)
+
+
+class DataPlane:
+    """All listeners of all load balancers, sharing per-target connection pools.
+
+    Idle timeouts are enforced by one sweeper task (resolution SWEEP seconds) instead of a
+    timer per read: per-request timers cost ~20% of the proxy's CPU.
+    """
+
+    SWEEP = 0.1
+
+    def __init__(self, store: TargetStore, events: EventLog, config: EngineConfig) -> None:
+        self.store = store
+        self.events = events
+        self.config = config
+        self.listeners: dict[str, _Running] = {}
+        self.pools: dict[tuple[str, int], list[Upstream]] = {}
+        self.waiting: set[Upstream] = set()
+        self.requests = 0
+        self._sweeper: asyncio.Task[None] | None = None
+        store.on_target_removed = self._target_removed
+
+    # ---- listener lifecycle ----------------------------------------------------------------
+    async def sync(self, specs: list[ListenerSpec]) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        want = {s.arn: s for s in specs}
+        for arn in list(self.listeners):
+            if arn not in want or want[arn].port != self.listeners[arn].spec.port:
+                await self._stop(arn)
+        for arn, spec in want.items():
+            if arn in self.listeners:
+                self.listeners[arn].spec = spec
+                continue
+            try:
+                server = await asyncio.start_server(
+                    functools.partial(self._client, arn),
+                    self.config.listener_host, spec.port, reuse_address=True, backlog=1024)
+            except OSError as exc:
+                log.error("listener bind failed port=%s err=%s", spec.port, exc)
+                self.events.emit("listener", action="bind_failed", listener_port=spec.port,
+                                 error=str(exc))
+                continue
+            self.listeners[arn] = _Running(spec, server)
+            self.events.emit("listener", action="started", listener_port=spec.port,
+                             listener_arn=arn, host=self.config.listener_host)
+
+    async def _stop(self, arn: str) -> None:
+        run = self.listeners.pop(arn)
+        run.server.close()
+        for c in list(run.clients):
+            c.writer.close()
+        self.events.emit("listener", action="stopped", listener_port=run.spec.port,
+                         listener_arn=arn)
+
+    async def stop_all(self) -> None:
+        for arn in list(self.listeners):
+            await self._stop(arn)
+        for pool in self.pools.values():
+            for up in pool:
+                up.writer.close()
+        self.pools.clear()
+
+    def _target_removed(self, t: Target) -> None:
+        for up in self.pools.pop((t.id, t.port), []):
+            up.writer.close()
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.SWEEP)
+            now = loop.time()
+            for up in [u for u in self.waiting if u.deadline <= now]:
+                self.waiting.discard(up)
+                up.abort("idle_timeout")
+            for run in self.listeners.values():
+                for c in [c for c in run.clients if c.deadline and c.deadline <= now]:
+                    c.writer.transport.abort()
+
+    # ---- per client connection ------------------------------------------------------------
+    async def _client(self, arn: str, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        run = self.listeners.get(arn)
+        if run is None:
+            writer.close()
+            return
+        client = _Client(writer)
+        run.clients.add(client)
+        peer = writer.get_extra_info("peername")
+        client_ip = (peer[0] if peer else "0.0.0.0").encode()
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                spec = run.spec
+                client.deadline = loop.time() + spec.idle_timeout
+                try:
+                    data = await reader.readuntil(b"\r\n\r\n")
+                    req = parse_head(data, is_request=True)
+                    if req.chunked:
+                        body = await read_chunked(reader)
+                    elif req.length:
+                        body = await reader.readexactly(req.length)
+                    else:
+                        body = b""
+                except BadMessage:
+                    writer.write(error_response(400, "bad_request", close=True))
+                    return
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                        ConnectionError, ValueError):
+                    return
+                client.deadline = 0.0
+                if not await self._forward(spec, req, body, writer, client_ip):
+                    return
+                if req.close:
+                    return
+        finally:
+            run.clients.discard(client)
+            writer.close()
+
+    def _fail(self, writer: asyncio.StreamWriter, spec: ListenerSpec, req: Head, status: int,
+              reason: str, target: Target | None) -> None:
+        writer.write(error_response(status, reason, close=req.close))
+        self.events.emit("elb_error", status=status, reason=reason,
+                         target=target.addr if target else None, listener_port=spec.port,
+                         path=req.first[1].decode("latin-1"),
+                         tg_arn=target.tg_arn if target else None)
+
+    async def _forward(self, spec: ListenerSpec, req: Head, body: bytes,
+                       writer: asyncio.StreamWriter, client_ip: bytes) -> bool:
+        """Proxy one request; False when the client connection must be closed."""
+        self.requests += 1
+        if len(spec.forward) == 1:
+            tg_arn = spec.forward[0][0]
+        else:
+            tg_arn = random.choices([f[0] for f in spec.forward],
+                                    weights=[max(f[1], 0) or 0.0001 for f in spec.forward])[0]
+        target = self.store.pick(tg_arn)
+        if target is None:
+            self._fail(writer, spec, req, 503, "no_targets", None)
+            return True
+        target.in_flight += 1
+        up: Upstream | None = None
+        try:
+            up = await self._acquire(target, spec)
+            target.aborters.add(up.abort)
+            up.writer.write(_request_bytes(req, body, client_ip, spec.port))
+            up.deadline = asyncio.get_running_loop().time() + spec.idle_timeout
+            self.waiting.add(up)
+            try:
+                data = await up.reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError as exc:
+                raise _closed_error(up, got_bytes=bool(exc.partial), reset=False) from exc
+            except asyncio.LimitOverrunError as exc:
+                raise ElbError(502, "malformed_response") from exc
+            except OSError as exc:
+                raise _closed_error(up, got_bytes=False, reset=True) from exc
+            try:
+                resp = parse_head(data, is_request=False)
+            except BadMessage as exc:
+                raise ElbError(502, "malformed_response") from exc
+            reusable, keep = await self._relay(up, req, resp, writer, spec)
+            self.waiting.discard(up)
+            target.aborters.discard(up.abort)
+            if reusable and not target.dp_removed:
+                self._release(target, up)
+            else:
+                up.writer.close()
+            up = None
+            return keep
+        except ElbError as err:
+            if up is not None:
+                self.waiting.discard(up)
+                target.aborters.discard(up.abort)
+                up.writer.close()
+            self._fail(writer, spec, req, err.status, err.reason, target)
+            return True
+        except _Truncated as tr:
+            if up is not None:
+                self.waiting.discard(up)
+                target.aborters.discard(up.abort)
+                up.writer.close()
+            self.events.emit("elb_error", status=ABORT_STATUS.get(tr.reason, 502),
+                             reason=tr.reason, target=target.addr, listener_port=spec.port,
+                             path=req.first[1].decode("latin-1"), tg_arn=target.tg_arn,
+                             truncated=True)
+            return False
+        finally:
+            target.in_flight -= 1
+            if up is not None:  # cancelled or unexpected error: never leak the connection
+                self.waiting.discard(up)
+                target.aborters.discard(up.abort)
+                up.writer.close()
+
+    async def _acquire(self, target: Target, spec: ListenerSpec) -> Upstream:
+        key = (target.id, target.port)
+        pool = self.pools.get(key)
+        if pool:
+            now = time.monotonic()
+            while pool:
+                up = pool.pop()
+                if (up.reader.at_eof() or up.writer.transport.is_closing()
+                        or now - up.last_used > spec.idle_timeout):
+                    up.writer.close()
+                    continue
+                up.reused = True
+                return up
+        try:
+            async with asyncio.timeout(self.config.connect_timeout):
+                r, w = await asyncio.open_connection(target.id, target.port)
+        except TimeoutError as exc:
+            raise ElbError(504, "connect_timeout") from exc
+        except ConnectionRefusedError as exc:
+            raise ElbError(502, "target_refused") from exc
+        except OSError as exc:
+            raise ElbError(502, "target_unreachable") from exc
+        return Upstream(r, w)
+
+    def _release(self, target: Target, up: Upstream) -> None:
+        pool = self.pools.setdefault((target.id, target.port), [])
+        if len(pool) >= POOL_MAX:
+            up.writer.close()
+            return
+        up.last_used = time.monotonic()
+        pool.append(up)
+
+    async def _relay(self, up: Upstream, req: Head, resp: Head, writer: asyncio.StreamWriter,
+                     spec: ListenerSpec) -> tuple[bool, bool]:
+        """Send the response to the client -> (upstream reusable, client connection kept)."""
+        code = int(resp.first[1])
+        no_body = req.first[0] == b"HEAD" or code in (204, 304) or 100 <= code < 200
+        until_eof = not no_body and not resp.chunked and resp.length is None
+        client_close = req.close or until_eof
+        head = b"HTTP/1.1 %s\r\n%sconnection: %s\r\n\r\n" % (
+            b" ".join(resp.first[1:]), resp.block, b"close" if client_close else b"keep-alive")
+        reader = up.reader
+        loop = asyncio.get_running_loop()
+        try:
+            if no_body:
+                writer.write(head)
+            elif resp.length is not None:
+                if resp.length <= COPY_CHUNK:
+                    body = await reader.readexactly(resp.length)
+                    writer.write(head + body)
+                else:
+                    writer.write(head)
+                    left = resp.length
+                    while left:
+                        up.deadline = loop.time() + spec.idle_timeout
+                        chunk = await reader.read(min(left, COPY_CHUNK))
+                        if not chunk:
+                            raise asyncio.IncompleteReadError(b"", left)
+                        writer.write(chunk)
+                        left -= len(chunk)
+                        await writer.drain()
+            elif resp.chunked:
+                writer.write(head)
+                while True:
+                    up.deadline = loop.time() + spec.idle_timeout
+                    line = await reader.readuntil(b"\r\n")
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                    data = await reader.readexactly(size + 2) if size else b""
+                    writer.write(line + data)
+                    if size == 0:
+                        while True:
+                            t = await reader.readuntil(b"\r\n")
+                            writer.write(t)
+                            if t == b"\r\n":
+                                break
+                        break
+                    await writer.drain()
+            else:
+                writer.write(head)
+                while True:
+                    up.deadline = loop.time() + spec.idle_timeout
+                    chunk = await reader.read(COPY_CHUNK)
+                    if not chunk:
+                        break
+                    writer.write(chunk)
+                    await writer.drain()
+                return False, False
+        except (asyncio.IncompleteReadError, OSError, ValueError) as exc:
+            raise _Truncated(up.abort_reason or "target_closed") from exc
+        return not resp.close and up.abort_reason is None, not client_close
+
+
+def _closed_error(up: Upstream, got_bytes: bool, reset: bool) -> ElbError:
+    if up.abort_reason:
+        return ElbError(ABORT_STATUS.get(up.abort_reason, 502), up.abort_reason)
+    if got_bytes:
+        return ElbError(502, "malformed_response")
+    if up.reused:
+        return ElbError(502, "keepalive_race")
+    return ElbError(502, "target_reset" if reset else "target_closed")
+
+
+def _request_bytes(req: Head, body: bytes, client_ip: bytes, port: int) -> bytes:
+    xff = req.xff + b", " + client_ip if req.xff else client_ip
+    length = b"content-length: %d\r\n" % len(body) if body or req.length is not None else b""
+    return b"%s %s HTTP/1.1\r\n%sx-forwarded-for: %s\r\nx-forwarded-proto: http\r\n" \
+        b"x-forwarded-port: %d\r\n%sconnection: keep-alive\r\n\r\n%s" % (
+            req.first[0], req.first[1], req.block, xff, port, length, body)
+
+
+class _Truncated(Exception):
+    """The response head already went to the client; the body could not be completed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def listener_specs(raw: list[dict[str, Any]]) -> list[ListenerSpec]:
+    return [ListenerSpec(arn=r["arn"], port=int(r["port"]), lb_arn=r["lb_arn"],
+                         forward=[(f[0], int(f[1])) for f in r["forward"]],
+                         idle_timeout=float(r.get("idle_timeout", 60.0))) for r in raw]

@@ -1,0 +1,409 @@
+"""The target store: registrations keyed by (target group ARN, target id, port) with AWS target
+health states, plus the data plane's own view (what it routes to).
+
+Two views of one target, on purpose:
+- the API view (DescribeTargetHealth): state/reason/description as AWS reports them;
+- the data-plane view: whether the (single emulated) ALB node knows the target yet
+  (register propagation delay), still routes to it (deregister propagation delay), and its
+  health as seen by this node's checks.
+
+Model of time (documented in docs/fakeaws.md):
+  register at t0      -> API: initial/Elb.RegistrationInProgress
+  t0 + register_delay -> node knows it, checks start; API: initial/Elb.InitialHealthChecking
+  first success       -> healthy (AWS: one check is enough for a new target)
+  UnhealthyThreshold failures before that -> unhealthy
+  deregister at t1    -> API: draining; checks stop; node still routes until t1 + deregister_delay
+  t1 + deregister_delay -> node stops new requests, deregistration delay timer starts
+  + timeout_seconds   -> in-flight requests are cut (502 drain_expired); target removed.
+All methods run on the engine's event loop thread; nothing here blocks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from testbed.fakeaws.config import EngineConfig
+from testbed.fakeaws.events import EventLog
+
+log = logging.getLogger("testbed.fakeaws.store")
+
+INITIAL, HEALTHY, UNHEALTHY = "initial", "healthy", "unhealthy"
+DRAINING, UNUSED, UNAVAILABLE = "draining", "unused", "unavailable"
+
+DESCRIPTIONS = {
+    "Elb.RegistrationInProgress": "Target registration is in progress",
+    "Elb.InitialHealthChecking": "Initial health checks in progress",
+    "Target.Timeout": "Request timed out",
+    "Target.FailedHealthChecks": "Health checks failed",
+    "Target.DeregistrationInProgress": "Target deregistration is in progress",
+    "Target.NotRegistered": "Target is not registered to the target group",
+    "Target.NotInUse": "Target group is not configured to receive traffic from the load balancer",
+    "Target.HealthCheckDisabled": "Health checks are disabled",
+}
+
+
+class Clock(Protocol):
+    """What the store needs from an event loop (asyncio's loop satisfies it)."""
+
+    def time(self) -> float: ...
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Any: ...
+
+
+@dataclass
+class HealthSettings:
+    enabled: bool = True
+    protocol: str = "HTTP"
+    port: str = "traffic-port"
+    path: str = "/"
+    interval: float = 30.0
+    timeout: float = 5.0
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+    matcher: str = "200"
+
+
+@dataclass
+class TargetGroupSpec:
+    arn: str
+    name: str = ""
+    port: int = 80
+    health: HealthSettings = field(default_factory=HealthSettings)
+    deregistration_delay: float = 300.0
+    slow_start: float = 0.0
+    algorithm: str = "round_robin"
+    in_use: bool = False
+
+
+@dataclass(eq=False)
+class Target:
+    tg_arn: str
+    id: str
+    port: int
+    az: str | None
+    registered_at: float
+    visible_at: float
+    health: str = INITIAL
+    reason: str | None = "Elb.RegistrationInProgress"
+    description: str | None = DESCRIPTIONS["Elb.RegistrationInProgress"]
+    ok_streak: int = 0
+    fail_streak: int = 0
+    healthy_since: float | None = None
+    deregistered_at: float | None = None
+    dp_removed: bool = False  # the node no longer sends new requests
+    removed: bool = False
+    in_flight: int = 0
+    api_state: tuple[str, str | None] = (INITIAL, "Elb.RegistrationInProgress")
+    timers: list[Any] = field(default_factory=list)
+    aborters: set[Callable[[str], None]] = field(default_factory=set)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.tg_arn, self.id, self.port)
+
+    @property
+    def addr(self) -> str:
+        return f"{self.id}:{self.port}"
+
+    def cancel_timers(self) -> None:
+        for h in self.timers:
+            h.cancel()
+        self.timers.clear()
+
+
+def valid_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+class TargetStore:
+    """Registrations, health state machine and routing sets; emits events for each change."""
+
+    def __init__(self, clock: Clock, events: EventLog, config: EngineConfig) -> None:
+        self.clock = clock
+        self.events = events
+        self.config = config
+        self.groups: dict[str, TargetGroupSpec] = {}
+        self.targets: dict[str, dict[tuple[str, int], Target]] = {}
+        self.routing: dict[str, list[Target]] = {}
+        self._rr: dict[str, itertools.count[int]] = {}
+        # Hooks set by the health checker.
+        self.on_checks_start: Callable[[Target], None] = lambda t: None
+        self.on_checks_stop: Callable[[Target], None] = lambda t: None
+        self.on_target_removed: Callable[[Target], None] = lambda t: None
+
+    # ---- target groups -------------------------------------------------------------------
+    def sync_groups(self, specs: list[TargetGroupSpec]) -> None:
+        """Reconcile target group settings with the API's view (full snapshot)."""
+        new = {s.arn: s for s in specs}
+        for arn in list(self.groups):
+            if arn not in new:
+                for t in list(self.targets.get(arn, {}).values()):
+                    self._remove(t, emit=False)
+                self.groups.pop(arn, None)
+                self.targets.pop(arn, None)
+                self.routing.pop(arn, None)
+                self._rr.pop(arn, None)
+        for arn, spec in new.items():
+            old = self.groups.get(arn)
+            self.groups[arn] = spec
+            self.targets.setdefault(arn, {})
+            if old is None:
+                continue
+            if old.in_use != spec.in_use or old.health.enabled != spec.health.enabled:
+                for t in self.targets[arn].values():
+                    if t.deregistered_at is not None:
+                        continue
+                    self.on_checks_stop(t)
+                    self._reset_health(t)
+                    if self.clock.time() >= t.visible_at:
+                        self._set_health(t, INITIAL, "Elb.InitialHealthChecking")
+                        self._maybe_start_checks(t)
+                    self._refresh(t)
+            elif old.health != spec.health:
+                for t in self.targets[arn].values():
+                    if t.deregistered_at is None and self.clock.time() >= t.visible_at:
+                        self.on_checks_stop(t)
+                        self._maybe_start_checks(t)
+            self._recompute(arn)
+
+    # ---- registration --------------------------------------------------------------------
+    def register(self, tg_arn: str, targets: list[tuple[str, int, str | None]]) -> None:
+        if tg_arn not in self.groups:
+            raise KeyError(tg_arn)
+        now = self.clock.time()
+        for tid, port, az in targets:
+            existing = self.targets[tg_arn].get((tid, port))
+            if existing is not None and existing.deregistered_at is None:
+                continue  # AWS: registering a registered target is a no-op
+            if existing is not None:
+                # Re-registration while draining: the old record stops draining now.
+                self._remove(existing, emit=False)
+            t = Target(tg_arn, tid, port, az, registered_at=now,
+                       visible_at=now + self.config.register_delay)
+            self.targets[tg_arn][(tid, port)] = t
+            t.api_state = self._api_state(t)[:2]
+            self.events.emit("registered", tg_arn=tg_arn, target_id=tid, port=port,
+                             visible_in=self.config.register_delay)
+            self.events.emit("target_state", tg_arn=tg_arn, target_id=tid, port=port,
+                             **{"from": None, "to": t.api_state[0], "reason": t.api_state[1]})
+            t.timers.append(self.clock.call_at(t.visible_at, self._became_visible, t))
+
+    def _became_visible(self, t: Target) -> None:
+        if t.removed or t.deregistered_at is not None:
+            return
+        self._set_health(t, INITIAL, "Elb.InitialHealthChecking")
+        self._refresh(t)
+        self._maybe_start_checks(t)
+        self._recompute(t.tg_arn)
+
+    def _maybe_start_checks(self, t: Target) -> None:
+        spec = self.groups.get(t.tg_arn)
+        if spec and spec.in_use and spec.health.enabled and t.deregistered_at is None:
+            self.on_checks_start(t)
+
+    def deregister(self, tg_arn: str, targets: list[tuple[str, int]]) -> None:
+        spec = self.groups[tg_arn]
+        now = self.clock.time()
+        for tid, port in targets:
+            t = self.targets[tg_arn].get((tid, port))
+            if t is None or t.deregistered_at is not None:
+                continue
+            t.deregistered_at = now
+            self.on_checks_stop(t)
+            self.events.emit("deregistered", tg_arn=tg_arn, target_id=tid, port=port,
+                             routed_for=self.config.deregister_delay,
+                             deregistration_delay=spec.deregistration_delay)
+            self._refresh(t)
+            for h in t.timers:
+                h.cancel()
+            t.timers = [self.clock.call_at(now + self.config.deregister_delay,
+                                           self._drain_start, t)]
+
+    def _drain_start(self, t: Target) -> None:
+        if t.removed:
+            return
+        t.dp_removed = True
+        self._recompute(t.tg_arn)
+        spec = self.groups.get(t.tg_arn)
+        delay = spec.deregistration_delay if spec else 0.0
+        t.timers = [self.clock.call_at(self.clock.time() + delay, self._drain_expire, t)]
+
+    def _drain_expire(self, t: Target) -> None:
+        for abort in list(t.aborters):
+            abort("drain_expired")
+        self._remove(t, emit=True)
+
+    def _remove(self, t: Target, emit: bool) -> None:
+        if t.removed:
+            return
+        t.removed = True
+        t.dp_removed = True
+        t.cancel_timers()
+        self.on_checks_stop(t)
+        tg = self.targets.get(t.tg_arn, {})
+        if tg.get((t.id, t.port)) is t:
+            del tg[(t.id, t.port)]
+        if emit:
+            self.events.emit("target_state", tg_arn=t.tg_arn, target_id=t.id, port=t.port,
+                             **{"from": t.api_state[0], "to": UNUSED,
+                                "reason": "Target.NotRegistered"})
+        self.on_target_removed(t)
+        self._recompute(t.tg_arn)
+
+    # ---- health --------------------------------------------------------------------------
+    def _reset_health(self, t: Target) -> None:
+        t.ok_streak = t.fail_streak = 0
+        t.healthy_since = None
+        self._set_health(t, INITIAL, "Elb.RegistrationInProgress")
+
+    def _set_health(self, t: Target, health: str, reason: str | None,
+                    description: str | None = None) -> None:
+        t.health, t.reason = health, reason
+        t.description = description or (DESCRIPTIONS.get(reason) if reason else None)
+
+    def record_check(self, t: Target, ok: bool, reason: str | None = None,
+                     description: str | None = None) -> None:
+        """Apply one health check result to the state machine."""
+        if t.removed or t.deregistered_at is not None:
+            return
+        spec = self.groups.get(t.tg_arn)
+        if spec is None:
+            return
+        before = t.health
+        if ok:
+            t.ok_streak += 1
+            t.fail_streak = 0
+            if t.health == INITIAL or (t.health == UNHEALTHY
+                                       and t.ok_streak >= spec.health.healthy_threshold):
+                self._set_health(t, HEALTHY, None)
+                t.healthy_since = self.clock.time()
+        else:
+            t.fail_streak += 1
+            t.ok_streak = 0
+            reason = reason or "Target.FailedHealthChecks"
+            if t.health == UNHEALTHY:
+                self._set_health(t, UNHEALTHY, reason, description)
+            elif t.fail_streak >= spec.health.unhealthy_threshold:
+                self._set_health(t, UNHEALTHY, reason, description)
+                t.healthy_since = None
+        self._refresh(t)
+        if t.health != before:
+            self._recompute(t.tg_arn)
+
+    # ---- API view ------------------------------------------------------------------------
+    def _api_state(self, t: Target) -> tuple[str, str | None, str | None]:
+        if t.deregistered_at is not None:
+            r = "Target.DeregistrationInProgress"
+            return DRAINING, r, DESCRIPTIONS[r]
+        spec = self.groups.get(t.tg_arn)
+        if spec is not None and not spec.in_use:
+            r = "Target.NotInUse"
+            return UNUSED, r, DESCRIPTIONS[r]
+        if spec is not None and not spec.health.enabled:
+            r = "Target.HealthCheckDisabled"
+            return UNAVAILABLE, r, DESCRIPTIONS[r]
+        return t.health, t.reason, t.description
+
+    def _refresh(self, t: Target) -> None:
+        state, reason, _ = self._api_state(t)
+        if (state, reason) != t.api_state:
+            self.events.emit("target_state", tg_arn=t.tg_arn, target_id=t.id, port=t.port,
+                             **{"from": t.api_state[0], "to": state, "reason": reason})
+            t.api_state = (state, reason)
+
+    def describe(self, tg_arn: str, asked: list[tuple[str, int | None]] | None
+                 ) -> list[dict[str, Any]]:
+        """Rows for DescribeTargetHealth (all registered targets, or the ones asked for)."""
+        spec = self.groups.get(tg_arn)
+        rows: list[dict[str, Any]] = []
+        tg = self.targets.get(tg_arn, {})
+        if asked:
+            for tid, port in asked:
+                p = port if port is not None else (spec.port if spec else 80)
+                t = tg.get((tid, p))
+                if t is None:
+                    r = "Target.NotRegistered"
+                    rows.append(self._row(spec, tid, p, None, UNUSED, r, DESCRIPTIONS[r]))
+                else:
+                    rows.append(self._row(spec, tid, p, t.az, *self._api_state(t)))
+        else:
+            for t in tg.values():
+                rows.append(self._row(spec, t.id, t.port, t.az, *self._api_state(t)))
+        return rows
+
+    @staticmethod
+    def _row(spec: TargetGroupSpec | None, tid: str, port: int, az: str | None, state: str,
+             reason: str | None, desc: str | None) -> dict[str, Any]:
+        hc_port = str(port)
+        if spec is not None and spec.health.port != "traffic-port":
+            hc_port = spec.health.port
+        return {"id": tid, "port": port, "az": az, "hc_port": hc_port, "state": state,
+                "reason": reason, "description": desc}
+
+    # ---- routing -------------------------------------------------------------------------
+    def _recompute(self, tg_arn: str) -> None:
+        spec = self.groups.get(tg_arn)
+        now = self.clock.time()
+        live = [t for t in self.targets.get(tg_arn, {}).values()
+                if not t.dp_removed and now >= t.visible_at]
+        # Targets whose deregistration has not reached the node yet are in `targets` still
+        # (the record stays until removal); dp_removed gates them.
+        fail_open = False
+        if spec is None or not spec.in_use:
+            chosen: list[Target] = []
+        elif not spec.health.enabled:
+            chosen = live
+        else:
+            chosen = [t for t in live if t.health == HEALTHY]
+            if not chosen:
+                chosen = [t for t in live if t.health == UNHEALTHY]
+                fail_open = bool(chosen)
+        old = self.routing.get(tg_arn, [])
+        if len(old) != len(chosen) or any(a is not b for a, b in zip(old, chosen, strict=True)):
+            self.routing[tg_arn] = chosen
+            self.events.emit("routing", tg_arn=tg_arn, targets=[t.addr for t in chosen],
+                             fail_open=fail_open)
+
+    def pick(self, tg_arn: str) -> Target | None:
+        """Choose a target for a new request (round robin / least outstanding / slow start)."""
+        cands = self.routing.get(tg_arn)
+        if not cands:
+            return None
+        spec = self.groups[tg_arn]
+        if len(cands) == 1:
+            return cands[0]
+        if spec.algorithm == "least_outstanding_requests":
+            low = min(t.in_flight for t in cands)
+            best = [t for t in cands if t.in_flight == low]
+            cands = best
+        elif spec.slow_start > 0:
+            now = self.clock.time()
+            weights = [self._slow_start_weight(t, spec, now) for t in cands]
+            if any(w < 1.0 for w in weights) and any(w >= 1.0 for w in weights):
+                return random.choices(cands, weights=weights)[0]
+        rr = self._rr.setdefault(tg_arn, itertools.count())
+        return cands[next(rr) % len(cands)]
+
+    @staticmethod
+    def _slow_start_weight(t: Target, spec: TargetGroupSpec, now: float) -> float:
+        if t.healthy_since is None or t.health != HEALTHY:
+            return 1.0
+        frac = (now - t.healthy_since) / spec.slow_start
+        return 1.0 if frac >= 1 else max(frac, 0.01)
+
+    def reset(self) -> None:
+        for tg in list(self.targets.values()):
+            for t in list(tg.values()):
+                self._remove(t, emit=False)
+        self.groups.clear()
+        self.targets.clear()
+        self.routing.clear()

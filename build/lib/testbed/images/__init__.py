@@ -1,0 +1,1 @@
+"""Building the images the testbed runs: node images for kind and the project image."""

@@ -1,0 +1,31 @@
+"""`testbed image ...`: build (or find) the images the testbed needs."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import typer
+
+from testbed.console import StepFailed, err
+from testbed.images import build
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class Which(str, Enum):
+    node = "node"
+    project = "project"
+    all = "all"
+
+
+@app.command("build")
+def build_cmd(which: Which = typer.Argument(Which.all)) -> None:
+    """Build missing images (tagged by input hash; unchanged inputs are skipped)."""
+    try:
+        if which in (Which.node, Which.all):
+            print(build.node_image())
+        if which in (Which.project, Which.all):
+            print(build.project_image())
+    except StepFailed as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc

@@ -1,0 +1,1 @@
+"""Open-loop HTTP load generator: fixed arrival rate, latency from the intended send time."""

@@ -1,0 +1,73 @@
+"""A tiny raw-asyncio HTTP/1.1 server for benchmarks and tests, with misbehaving modes.
+
+Raw protocol code keeps it cheap enough that the benchmark measures the generator, not the
+server. Modes: ok (200 JSON, keep-alive), reset (RST on accept), close (read the request, close
+without answering), hang (never answer), status:<code> (answer that code).
+Run: python -m testbed.loadgen.testserver --port 0 --mode ok   (prints the bound port)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import struct
+import sys
+
+_BODY = b'{"pod":"bench","version":"v0"}'
+
+
+def _response(status: int) -> bytes:
+    return (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(_BODY)}\r\n\r\n").encode() + _BODY
+
+
+class _Proto(asyncio.Protocol):
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.mode == "reset":
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            _, self.buf = self.buf.split(b"\r\n\r\n", 1)  # GET only: no request body
+            if self.mode == "close":
+                self.transport.close()
+                return
+            if self.mode == "hang":
+                return
+            status = int(self.mode.split(":", 1)[1]) if self.mode.startswith("status:") else 200
+            self.transport.write(_response(status))
+
+
+async def serve(port: int, mode: str, host: str = "127.0.0.1") -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Proto(mode), host, port, backlog=4096)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--mode", default="ok")
+    args = p.parse_args(argv)
+    try:
+        asyncio.run(serve(args.port, args.mode))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
