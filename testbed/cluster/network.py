@@ -71,3 +71,11 @@ def inspect(name: str) -> Sidecar:
 
 def stop(name: str) -> None:
     proc.ok(["docker", "rm", "-f", name])
+
+
+def logs(name: str, tail: int = 40) -> str:
+    import subprocess
+
+    done = subprocess.run(["docker", "logs", "--tail", str(tail), name], capture_output=True,
+                          text=True, timeout=30)
+    return done.stdout + done.stderr

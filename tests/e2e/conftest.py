@@ -8,14 +8,19 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from kubernetes import client
 from pytest_kubernetes.options import ClusterOptions
 from pytest_kubernetes.providers import KindManagerBase
 
 from testbed.cluster import kindconfig, lifecycle
 from testbed.images import build
+from testbed.stack import fakeaws
+from testbed.stack.controller import Controller, ControllerSettings
 
 pytestmark = pytest.mark.e2e
 WORKERS = int(os.environ.get("WORKERS", "1"))
@@ -63,3 +68,31 @@ def namespace(cluster: KindCluster) -> Iterator[str]:
         name=name, labels={"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"})))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: KindCluster) -> client.ApiClient:
+    return cluster.api
+
+
+@pytest.fixture(scope="session")
+def aws(kube: client.ApiClient, project_image: str) -> Iterator[fakeaws.FakeAws]:
+    """The fake AWS container on the kind network (fast health checks allowed for tests)."""
+    started = fakeaws.start(kube, project_image)
+    yield started
+    fakeaws.stop()
+
+
+@pytest.fixture(scope="session")
+def elbv2(aws: fakeaws.FakeAws) -> Any:
+    return boto3.client("elbv2", endpoint_url=aws.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(parameter_validation=False))
+
+
+@pytest.fixture(scope="session")
+def controller(kube: client.ApiClient, aws: fakeaws.FakeAws, project_image: str) -> Controller:
+    ctl = Controller(kube)
+    ctl.deploy(ControllerSettings(aws_endpoint_url=aws.cluster_endpoint_url,
+                                  image=project_image))
+    return ctl

@@ -1,0 +1,126 @@
+"""The minimal controller deployed in-cluster from manifests/controller, pointed at the fake AWS.
+
+The testbed drives the controller only through its public interfaces: its manifests, its CLI
+(`alb-controller gen-webhook-manifests` for the webhook TLS material) and the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from testbed.console import StepFailed, step
+from testbed.paths import MANIFESTS_DIR
+from testbed.stack.apply import apply, load_docs
+
+NAMESPACE = "alb-system"
+DEPLOYMENT = "alb-controller"
+SELECTOR = "app.kubernetes.io/name=alb-controller"
+
+
+@dataclass
+class ControllerSettings:
+    aws_endpoint_url: str
+    image: str
+    requeue_seconds: float = 15
+    extra_args: list[str] = field(default_factory=list)  # e.g. ["--no-pod-watch"]
+    failure_policy: str = "Ignore"
+
+
+def _webhook_docs(failure_policy: str) -> list[dict[str, Any]]:
+    cli = shutil.which("alb-controller") or str(Path(sys.executable).parent / "alb-controller")
+    with tempfile.TemporaryDirectory(prefix="albtb-webhook-") as tmp:
+        subprocess.run([cli, "gen-webhook-manifests", "--namespace", NAMESPACE,
+                        "--failure-policy", failure_policy, "--out", tmp],
+                       check=True, capture_output=True, timeout=60)
+        return load_docs(Path(tmp))
+
+
+def _deployment(doc: dict[str, Any], s: ControllerSettings) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    pod = doc["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    c["image"] = s.image
+    c["imagePullPolicy"] = "Never"
+    c["args"] = [*c.get("args", []), *s.extra_args]
+    env = {e["name"]: e for e in c.get("env", [])}
+    env["ALBC_AWS_ENDPOINT_URL"] = {"name": "ALBC_AWS_ENDPOINT_URL", "value": s.aws_endpoint_url}
+    env["ALBC_TARGETGROUPBINDING_REQUEUE_DURATION"] = {
+        "name": "ALBC_TARGETGROUPBINDING_REQUEUE_DURATION", "value": str(s.requeue_seconds)}
+    c["env"] = list(env.values())
+    return doc
+
+
+class Controller:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+
+    def deploy(self, settings: ControllerSettings, timeout: float = 180) -> None:
+        docs = load_docs(MANIFESTS_DIR / "controller")
+        deployment = [d for d in docs if d["kind"] == "Deployment"]
+        rest = [d for d in docs if d["kind"] != "Deployment"]
+        if len(deployment) != 1:
+            raise StepFailed(f"expected one Deployment in {MANIFESTS_DIR / 'controller'}")
+        with step(f"deploying the controller ({' '.join(settings.extra_args) or 'defaults'})"):
+            apply(self.api, rest)
+            apply(self.api, _webhook_docs(settings.failure_policy))
+            apply(self.api, [_deployment(deployment[0], settings)])
+            self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 180) -> str:
+        """Wait until the Deployment's current generation has one Ready pod; return its name."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dep = self.apps.read_namespaced_deployment(DEPLOYMENT, NAMESPACE)
+            st = dep.status
+            if (st.observed_generation == dep.metadata.generation
+                    and (st.updated_replicas or 0) >= 1 and (st.ready_replicas or 0) >= 1
+                    and (st.replicas or 0) == (st.updated_replicas or 0)):
+                pods = self._ready_pods()
+                if len(pods) == 1:
+                    return pods[0]
+            time.sleep(0.5)
+        raise StepFailed(f"controller not Ready within {timeout:.0f}s; logs:\n{self.logs()}")
+
+    def _ready_pods(self) -> list[str]:
+        out = []
+        for p in self.core.list_namespaced_pod(NAMESPACE, label_selector=SELECTOR).items:
+            if p.metadata.deletion_timestamp:
+                continue
+            if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []):
+                out.append(p.metadata.name)
+        return out
+
+    def restart(self, timeout: float = 120) -> str:
+        """Kill the controller pod (no grace) and wait for its replacement to be Ready."""
+        old = set(self._ready_pods())
+        for name in old:
+            self.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fresh = [p for p in self._ready_pods() if p not in old]
+            if fresh:
+                return fresh[0]
+            time.sleep(0.5)
+        raise StepFailed(f"no new controller pod Ready within {timeout:.0f}s")
+
+    def logs(self, tail: int = 200) -> str:
+        chunks = []
+        for p in self.core.list_namespaced_pod(NAMESPACE, label_selector=SELECTOR).items:
+            try:
+                chunks.append(self.core.read_namespaced_pod_log(
+                    p.metadata.name, NAMESPACE, tail_lines=tail))
+            except client.ApiException as exc:
+                chunks.append(f"<{p.metadata.name}: {exc.reason}>")
+        return "\n".join(chunks)

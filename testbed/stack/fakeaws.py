@@ -1,0 +1,90 @@
+"""The fake AWS as a container on the kind network, like an ALB outside the nodes.
+
+The host reaches its API on a published loopback port; pods (the controller) reach it on its
+kind-network IP; it reaches pod IPs through routes podCIDR -> node IP. ALB listeners bound to
+ports in LISTENER_PORTS are published too, so load can come from the host (also on macOS).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from kubernetes import client
+
+from testbed.cluster import network
+from testbed.console import StepFailed, step
+
+CONTAINER = "albtb-fakeaws"
+API_PORT = 4566
+LISTENER_PORTS = list(range(8000, 8010))
+
+
+@dataclass
+class FakeAws:
+    sidecar: network.Sidecar
+
+    @property
+    def endpoint_url(self) -> str:
+        """For boto3 on the host."""
+        return f"http://127.0.0.1:{self.sidecar.published[API_PORT]}"
+
+    @property
+    def cluster_endpoint_url(self) -> str:
+        """For pods (the controller): the container's address on the kind network."""
+        return f"http://{self.sidecar.ip}:{API_PORT}"
+
+    def listener_url(self, port: int) -> str:
+        return f"http://127.0.0.1:{self.sidecar.published[port]}"
+
+    def events(self, since: int = 0) -> tuple[list[dict], int]:  # type: ignore[type-arg]
+        with urllib.request.urlopen(f"{self.endpoint_url}/_testbed/events?since={since}",
+                                    timeout=10) as r:
+            body = json.load(r)
+        return body["events"], body["next"]
+
+    def configure(self, **settings: float) -> None:
+        req = urllib.request.Request(f"{self.endpoint_url}/_testbed/config", method="POST",
+                                     data=json.dumps(settings).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).close()
+
+    def reset(self) -> None:
+        req = urllib.request.Request(f"{self.endpoint_url}/_testbed/reset", method="POST",
+                                     data=b"{}")
+        urllib.request.urlopen(req, timeout=10).close()
+
+    def refresh_routes(self, api: client.ApiClient) -> None:
+        network.install_routes(self.sidecar.name, network.pod_routes(api))
+
+
+def start(api: client.ApiClient, image: str, *, min_interval: float = 0.5,
+          extra_args: list[str] | None = None) -> FakeAws:
+    """(Re)start the fake AWS container and wait for its API."""
+    with step(f"starting fake AWS ({image}) on the kind network"):
+        side = network.start(
+            CONTAINER, image,
+            ["testbed", "fakeaws", "serve", "--host", "0.0.0.0", "--port", str(API_PORT),
+             "--listener-host", "0.0.0.0", "--min-health-check-interval", str(min_interval),
+             *(extra_args or [])],
+            api=api, publish=[API_PORT, *LISTENER_PORTS])
+        aws = FakeAws(side)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{aws.endpoint_url}/_testbed/healthz",
+                                            timeout=2) as r:
+                    if r.status == 200:
+                        return aws
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                logs = network.logs(CONTAINER)
+                raise StepFailed(f"fake AWS did not answer within 60s; its log:\n{logs}")
+            time.sleep(0.3)
+
+
+def stop() -> None:
+    network.stop(CONTAINER)
