@@ -38,11 +38,12 @@ def _register() -> None:
 _register()
 
 
-@app.command()
-def demo() -> None:
-    """The main job: bring the cluster up and show its state (scenario pair: see `testbed run`)."""
-    from testbed.cluster import lifecycle
-    from testbed.cluster.cli import status
 
-    lifecycle.up(workers=1)
-    status(as_json=False)
+def _run_commands() -> None:
+    from testbed.run.cli import demo_cmd, run_cmd
+
+    app.command("run")(run_cmd)
+    app.command("demo")(demo_cmd)
+
+
+_run_commands()

@@ -1,0 +1,67 @@
+"""The scenario's ALB side in the fake AWS, created through boto3 like a user would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from testbed.scenario.model import Scenario
+from testbed.scenario.render import render_aws
+
+
+def clients(endpoint_url: str) -> tuple[Any, Any]:
+    kw: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": "us-east-1",
+                          "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                          # scenario health checks may be faster than AWS allows (fake AWS
+                          # accepts them when started with a lower minimum interval)
+                          "config": Config(parameter_validation=False)}
+    return boto3.client("elbv2", **kw), boto3.client("ec2", **kw)
+
+
+@dataclass
+class AlbSetup:
+    lb_arn: str
+    tg_arn: str
+    listener_arn: str | None
+    listener_port: int
+
+
+def create(sc: Scenario, endpoint_url: str, name: str, listener_port: int) -> AlbSetup:
+    elbv2, ec2 = clients(endpoint_url)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = tuple(
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
+                          AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+        for i, z in enumerate("ab"))
+    plan = render_aws(sc, name=name, vpc_id=vpc, subnets=subnets)
+    lb = elbv2.create_load_balancer(**plan["create_load_balancer"])["LoadBalancers"][0]
+    lb_arn = lb["LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(
+        **{**plan["modify_load_balancer_attributes"], "LoadBalancerArn": lb_arn})
+    tg_arn = elbv2.create_target_group(**plan["create_target_group"])["TargetGroups"][0][
+        "TargetGroupArn"]
+    elbv2.modify_target_group_attributes(
+        **{**plan["modify_target_group_attributes"], "TargetGroupArn": tg_arn})
+    listener_arn = None
+    if plan["create_listener"]:
+        listener = {**plan["create_listener"], "LoadBalancerArn": lb_arn, "Port": listener_port,
+                    "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg_arn}]}
+        listener_arn = elbv2.create_listener(**listener)["Listeners"][0]["ListenerArn"]
+    return AlbSetup(lb_arn, tg_arn, listener_arn, listener_port)
+
+
+def healthy_count(endpoint_url: str, tg_arn: str) -> int:
+    elbv2, _ = clients(endpoint_url)
+    out = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    return sum(1 for t in out if t["TargetHealth"]["State"] == "healthy")
+
+
+def delete(setup: AlbSetup, endpoint_url: str) -> None:
+    elbv2, _ = clients(endpoint_url)
+    if setup.listener_arn:
+        elbv2.delete_listener(ListenerArn=setup.listener_arn)
+    elbv2.delete_load_balancer(LoadBalancerArn=setup.lb_arn)
+    elbv2.delete_target_group(TargetGroupArn=setup.tg_arn)

@@ -1,0 +1,188 @@
+"""Run one scenario: stack up, deploy, baseline healthy, load + rollout(s), collect, report.
+
+Every wait has a deadline; Ctrl-C (KeyboardInterrupt) or any failure still tears the scenario's
+namespace and ALB down, so the next run starts clean.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from testbed.cluster import lifecycle
+from testbed.console import StepFailed, info, step
+from testbed.images import build
+from testbed.loadgen.attack import AttackConfig, BackgroundAttack
+from testbed.report import Report, build_report, write_report
+from testbed.run import awssetup
+from testbed.run.podwatch import PodRecorder
+from testbed.scenario.model import Scenario
+from testbed.scenario.render import render_deployment, render_manifests
+from testbed.stack import fakeaws
+from testbed.stack.apply import apply
+from testbed.stack.controller import Controller, ControllerSettings
+
+APP = "demo"
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    report: Report
+    paths: dict[str, Path]
+    rollout_stalled: bool
+    rollout_seconds: float | None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.report.verdict and self.report.verdict.ok)
+
+
+@dataclass
+class Stack:
+    api: client.ApiClient
+    image: str
+    aws: fakeaws.FakeAws
+    controller: Controller
+
+
+def ensure_stack(workers: int = 1) -> Stack:
+    """Cluster, project image, fake AWS and controller; each reused when already there."""
+    lifecycle.up(workers)
+    api = lifecycle.api()
+    image = build.project_image()
+    lifecycle.load_image(image)
+    aws = fakeaws.start(api, image)
+    return Stack(api, image, aws, Controller(api))
+
+
+def controller_args(sc: Scenario) -> list[str]:
+    args = []
+    if not sc.controller.pod_watch:
+        args.append("--no-pod-watch")
+    if sc.controller.backoff_requeue:
+        args.append("--backoff-requeue")
+    if sc.controller.legacy_endpoints:
+        args.append("--legacy-endpoints")
+    return args
+
+
+def _rollout_done(apps: client.AppsV1Api, ns: str, replicas: int) -> bool:
+    dep = apps.read_namespaced_deployment(APP, ns)
+    st = dep.status
+    return (st.observed_generation == dep.metadata.generation
+            and (st.updated_replicas or 0) == replicas
+            and (st.available_replicas or 0) == replicas and (st.replicas or 0) == replicas)
+
+
+def _wait(predicate: Any, timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
+    ns = f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}"
+    apps = client.AppsV1Api(stack.api)
+    core = client.CoreV1Api(stack.api)
+    port = fakeaws.LISTENER_PORTS[0]
+    stack.controller.deploy(ControllerSettings(
+        aws_endpoint_url=stack.aws.cluster_endpoint_url, image=stack.image,
+        requeue_seconds=sc.controller.requeue_seconds, extra_args=controller_args(sc)))
+    stack.aws.reset()
+    stack.aws.configure(register_delay=sc.alb.register_delay_seconds,
+                        deregister_delay=sc.alb.deregister_delay_seconds)
+    _, since = stack.aws.events()
+    setup = awssetup.create(sc, stack.aws.endpoint_url, sc.name[:32], port)
+    recorder = PodRecorder(stack.api, ns)
+    attack: BackgroundAttack | None = None
+    stalled = False
+    rollout_seconds: float | None = None
+    try:
+        apply(stack.api, render_manifests(sc, stack.image, setup.tg_arn, name=APP, namespace=ns))
+        recorder.start()
+        with step(f"{sc.name}: baseline: {sc.app.replicas} pods Available and healthy targets"):
+            baseline = _wait(lambda: _rollout_done(apps, ns, sc.app.replicas) and (
+                awssetup.healthy_count(stack.aws.endpoint_url, setup.tg_arn) >= sc.app.replicas),
+                timeout=sc.rollout.timeout_seconds + 60)
+        if not baseline:
+            if not sc.expect.rollout_stalls:
+                raise StepFailed(f"baseline of {sc.name} never became healthy")
+            info("baseline never became healthy: the stall this scenario expects")
+        load = sc.load
+        max_duration = load.duration_seconds or load.max_duration_seconds
+        attack = BackgroundAttack(AttackConfig(url=stack.aws.listener_url(port) + "/",
+                                               rate=load.rate, duration=max_duration,
+                                               timeout=load.timeout_seconds))
+        attack.start()
+        load_start = time.monotonic()
+        with step(f"{sc.name}: warm-up load at {load.rate:g} rps"):
+            _wait(lambda: False, timeout=min(3.0, max_duration / 4))
+        for n in range(1, sc.rollout.count + 1):
+            with step(f"{sc.name}: rollout {n}/{sc.rollout.count}"):
+                started = time.monotonic()
+                apply(stack.api, [render_deployment(sc, stack.image, name=APP, namespace=ns,
+                                                    version=f"v{n + 1}", new_version=True)])
+                done = _wait(lambda: _rollout_done(apps, ns, sc.app.replicas),
+                             timeout=sc.rollout.timeout_seconds)
+                if done:
+                    rollout_seconds = (rollout_seconds or 0) + time.monotonic() - started
+                else:
+                    stalled = True
+                    info(f"rollout did not finish within {sc.rollout.timeout_seconds}s")
+                    break
+        if load.until_rollout_done:
+            end = min(time.monotonic() + load.margin_seconds, load_start + max_duration)
+        else:
+            end = load_start + max_duration
+        with step(f"{sc.name}: load until the end of the run"):
+            _wait(lambda: time.monotonic() >= end, timeout=max_duration + 5)
+        attack.stop()
+        result = attack.result(timeout=load.timeout_seconds + 30)
+        attack = None
+        pod_events = recorder.stop()
+        aws_events = _events_since(stack.aws, since)
+        report = build_report(result.records, aws_events, pod_events, [], name=sc.name,
+                              expect=sc.expect, rollout_stalled=stalled,
+                              rollout_seconds=rollout_seconds)
+        paths = write_report(report, out_dir)
+        return RunResult(sc, report, paths, stalled, rollout_seconds)
+    finally:
+        if attack is not None:
+            attack.stop()
+        recorder.stop()
+        _cleanup(core, ns, setup, stack)
+
+
+def _events_since(aws: fakeaws.FakeAws, since: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    while True:
+        batch, nxt = aws.events(since)
+        events += batch
+        if not batch or nxt == since:
+            return events
+        since = nxt
+
+
+def _cleanup(core: client.CoreV1Api, ns: str, setup: awssetup.AlbSetup, stack: Stack) -> None:
+    with step(f"cleaning up namespace {ns} and the ALB"):
+        try:
+            core.delete_namespace(ns, grace_period_seconds=0)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        # Not waited for: namespaces are unique per run, and the controller's finalizer
+        # deregisters the old targets from a target group nothing routes to any more.
+        try:
+            awssetup.delete(setup, stack.aws.endpoint_url)
+        except Exception as exc:  # the fake AWS may have been reset already
+            info(f"ALB clean-up: {exc}")
+
