@@ -65,7 +65,8 @@ test: lint venv docker images cluster-up
 demo: venv docker images cluster-up
 	$(BIN)/testbed demo
 
-bench: venv docker
+bench: venv
+	@bash scripts/ensure-bench-tools.sh
 	$(BIN)/python -m bench
 
 clean:

@@ -28,6 +28,9 @@ class DemoConfig:
     on_sigterm: OnSigterm = OnSigterm.drain
     drain_seconds: float = 5.0
     health_code: int = 200
+    # /healthz answers 503 until this many seconds after listening (a slow-warming app whose
+    # ALB health check fails at first while its kubelet readiness probe already passes)
+    healthy_after: float = 0.0
     pod: str = field(default_factory=lambda: os.environ.get("POD_NAME", "local"))
     version: str = field(default_factory=lambda: os.environ.get("APP_VERSION", "v0"))
 
@@ -42,4 +45,5 @@ ENV_VARS: dict[str, str] = {
     "on_sigterm": "DEMO_ON_SIGTERM",
     "drain_seconds": "DEMO_DRAIN_SECONDS",
     "health_code": "DEMO_HEALTH_CODE",
+    "healthy_after": "DEMO_HEALTHY_AFTER",
 }

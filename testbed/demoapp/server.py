@@ -76,7 +76,10 @@ class DemoApp:
         return web.json_response({"ready": ok}, status=200 if ok else 503)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"code": self.health_code}, status=self.health_code)
+        warming = (self.listening_at is None
+                   or time.monotonic() - self.listening_at < self.cfg.healthy_after)
+        code = 503 if warming and self.cfg.healthy_after > 0 else self.health_code
+        return web.json_response({"code": code}, status=code)
 
     async def admin_ready(self, request: web.Request) -> web.Response:
         value = request.query.get("value", "true").lower()

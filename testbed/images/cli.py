@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
@@ -12,7 +12,7 @@ from testbed.images import build
 app = typer.Typer(no_args_is_help=True)
 
 
-class Which(str, Enum):
+class Which(StrEnum):
     node = "node"
     project = "project"
     all = "all"

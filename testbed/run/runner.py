@@ -93,6 +93,7 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
     ns = f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}"
     apps = client.AppsV1Api(stack.api)
     core = client.CoreV1Api(stack.api)
+    custom = client.CustomObjectsApi(stack.api)
     port = fakeaws.LISTENER_PORTS[0]
     stack.controller.deploy(ControllerSettings(
         aws_endpoint_url=stack.aws.cluster_endpoint_url, image=stack.image,
@@ -107,8 +108,17 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
     stalled = False
     rollout_seconds: float | None = None
     try:
-        apply(stack.api, render_manifests(sc, stack.image, setup.tg_arn, name=APP, namespace=ns))
+        docs = render_manifests(sc, stack.image, setup.tg_arn, name=APP, namespace=ns)
         recorder.start()
+        # Pods are created only once the controller has seen the TargetGroupBinding (its
+        # finalizer is there): the webhook injects gates from the controller's cache, and a pod
+        # created before the cache knows its TGB gets no gate (as with the real controller).
+        apply(stack.api, [d for d in docs if d["kind"] != "Deployment"])
+        with step(f"{sc.name}: controller has seen the TargetGroupBinding"):
+            if not _wait(lambda: _tgb_finalized(custom, ns), timeout=60):
+                raise StepFailed("the controller did not pick up the TargetGroupBinding within "
+                                 f"60s; its logs:\n{stack.controller.logs(50)}")
+        apply(stack.api, [d for d in docs if d["kind"] == "Deployment"])
         with step(f"{sc.name}: baseline: {sc.app.replicas} pods Available and healthy targets"):
             baseline = _wait(lambda: _rollout_done(apps, ns, sc.app.replicas) and (
                 awssetup.healthy_count(stack.aws.endpoint_url, setup.tg_arn) >= sc.app.replicas),
@@ -160,6 +170,12 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
             attack.stop()
         recorder.stop()
         _cleanup(core, ns, setup, stack)
+
+
+def _tgb_finalized(custom: client.CustomObjectsApi, ns: str) -> bool:
+    tgb = custom.get_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", ns,
+                                              "targetgroupbindings", APP)
+    return "elbv2.k8s.aws/resources" in (tgb["metadata"].get("finalizers") or [])
 
 
 def _events_since(aws: fakeaws.FakeAws, since: int) -> list[dict[str, Any]]:

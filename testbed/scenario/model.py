@@ -19,6 +19,7 @@ class AppSpec:
     ready_after_seconds: float
     latency_ms: float
     health_code: int
+    healthy_after_seconds: float
 
 
 @dataclass(frozen=True)

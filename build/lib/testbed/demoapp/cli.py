@@ -40,9 +40,12 @@ def serve(
     drain_seconds: Annotated[float, _opt(
         "drain_seconds", "drain: longest wait for in-flight requests before exiting.")] = 5.0,
     health_code: Annotated[int, _opt("health_code", "Status code of /healthz.")] = 200,
+    healthy_after: Annotated[float, _opt(
+        "healthy_after", "/healthz answers 503 until this many seconds after listening.")] = 0.0,
 ) -> None:
     """Run the demo HTTP server."""
     cfg = DemoConfig(port=port, host=host, startup_delay=startup_delay, ready_after=ready_after,
                      latency_ms=latency_ms, keepalive_timeout=keepalive_timeout,
-                     on_sigterm=on_sigterm, drain_seconds=drain_seconds, health_code=health_code)
+                     on_sigterm=on_sigterm, drain_seconds=drain_seconds, health_code=health_code,
+                     healthy_after=healthy_after)
     raise typer.Exit(asyncio.run(DemoApp(cfg).run()))

@@ -19,7 +19,7 @@ from testbed import proc
 from testbed.console import StepFailed, info, step
 from testbed.images import docker, versions
 from testbed.images.inputs import digest
-from testbed.paths import IMAGES_DIR, REPO_ROOT, SCRIPTS_DIR, bin_dir
+from testbed.paths import IMAGES_DIR, REPO_ROOT, bin_dir
 
 PROJECT_IMAGE_REPO = "alb-testbed"
 PYTHON_SLIM = "python:3.11-slim-bookworm"

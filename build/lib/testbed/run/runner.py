@@ -93,6 +93,7 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
     ns = f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}"
     apps = client.AppsV1Api(stack.api)
     core = client.CoreV1Api(stack.api)
+    custom = client.CustomObjectsApi(stack.api)
     port = fakeaws.LISTENER_PORTS[0]
     stack.controller.deploy(ControllerSettings(
         aws_endpoint_url=stack.aws.cluster_endpoint_url, image=stack.image,
@@ -107,9 +108,18 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
     stalled = False
     rollout_seconds: float | None = None
     try:
-        apply(stack.api, render_manifests(sc, stack.image, setup.tg_arn, name=APP, namespace=ns))
+        docs = render_manifests(sc, stack.image, setup.tg_arn, name=APP, namespace=ns)
         recorder.start()
-        with step(f"[{sc.name}] baseline: {sc.app.replicas} pods Available and healthy targets"):
+        # Pods are created only once the controller has seen the TargetGroupBinding (its
+        # finalizer is there): the webhook injects gates from the controller's cache, and a pod
+        # created before the cache knows its TGB gets no gate (as with the real controller).
+        apply(stack.api, [d for d in docs if d["kind"] != "Deployment"])
+        with step(f"{sc.name}: controller has seen the TargetGroupBinding"):
+            if not _wait(lambda: _tgb_finalized(custom, ns), timeout=60):
+                raise StepFailed("the controller did not pick up the TargetGroupBinding within "
+                                 f"60s; its logs:\n{stack.controller.logs(50)}")
+        apply(stack.api, [d for d in docs if d["kind"] == "Deployment"])
+        with step(f"{sc.name}: baseline: {sc.app.replicas} pods Available and healthy targets"):
             baseline = _wait(lambda: _rollout_done(apps, ns, sc.app.replicas) and (
                 awssetup.healthy_count(stack.aws.endpoint_url, setup.tg_arn) >= sc.app.replicas),
                 timeout=sc.rollout.timeout_seconds + 60)
@@ -124,10 +134,10 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
                                                timeout=load.timeout_seconds))
         attack.start()
         load_start = time.monotonic()
-        with step(f"[{sc.name}] warm-up load at {load.rate:g} rps"):
+        with step(f"{sc.name}: warm-up load at {load.rate:g} rps"):
             _wait(lambda: False, timeout=min(3.0, max_duration / 4))
         for n in range(1, sc.rollout.count + 1):
-            with step(f"[{sc.name}] rollout {n}/{sc.rollout.count}"):
+            with step(f"{sc.name}: rollout {n}/{sc.rollout.count}"):
                 started = time.monotonic()
                 apply(stack.api, [render_deployment(sc, stack.image, name=APP, namespace=ns,
                                                     version=f"v{n + 1}", new_version=True)])
@@ -143,7 +153,7 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
             end = min(time.monotonic() + load.margin_seconds, load_start + max_duration)
         else:
             end = load_start + max_duration
-        with step(f"[{sc.name}] load until the end of the run"):
+        with step(f"{sc.name}: load until the end of the run"):
             _wait(lambda: time.monotonic() >= end, timeout=max_duration + 5)
         attack.stop()
         result = attack.result(timeout=load.timeout_seconds + 30)
@@ -160,6 +170,12 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
             attack.stop()
         recorder.stop()
         _cleanup(core, ns, setup, stack)
+
+
+def _tgb_finalized(custom: client.CustomObjectsApi, ns: str) -> bool:
+    tgb = custom.get_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", ns,
+                                              "targetgroupbindings", APP)
+    return "elbv2.k8s.aws/resources" in (tgb["metadata"].get("finalizers") or [])
 
 
 def _events_since(aws: fakeaws.FakeAws, since: int) -> list[dict[str, Any]]:
@@ -179,17 +195,10 @@ def _cleanup(core: client.CoreV1Api, ns: str, setup: awssetup.AlbSetup, stack: S
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-        # The controller's finalizer deregisters targets; wait so the next run starts clean.
-        _wait(lambda: _namespace_gone(core, ns), timeout=120)
+        # Not waited for: namespaces are unique per run, and the controller's finalizer
+        # deregisters the old targets from a target group nothing routes to any more.
         try:
             awssetup.delete(setup, stack.aws.endpoint_url)
         except Exception as exc:  # the fake AWS may have been reset already
             info(f"ALB clean-up: {exc}")
 
-
-def _namespace_gone(core: client.CoreV1Api, ns: str) -> bool:
-    try:
-        core.read_namespace(ns)
-    except client.ApiException as exc:
-        return exc.status == 404
-    return False

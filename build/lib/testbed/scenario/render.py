@@ -27,6 +27,7 @@ def app_env(app: AppSpec, version: str) -> list[dict[str, Any]]:
         "on_sigterm": app.on_sigterm,
         "drain_seconds": app.drain_seconds,
         "health_code": app.health_code,
+        "healthy_after": app.healthy_after_seconds,
     }
     env: list[dict[str, Any]] = [{"name": ENV_VARS[k], "value": str(v)} for k, v in values.items()]
     env.append({"name": "APP_VERSION", "value": version})

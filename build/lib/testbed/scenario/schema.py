@@ -62,6 +62,7 @@ APP_PROPS: dict[str, Any] = {
     "readyAfterSeconds": _num(0, 0, 600),
     "latencyMs": _num(0, 0, 600000),
     "healthCode": _int(200, 100, 599),
+    "healthyAfterSeconds": _num(0, 0, 600),
 }
 
 
