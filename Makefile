@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 REPORTS := reports
 
 .PHONY: help venv docker images cluster-up cluster-down cluster-status lint unit integration \
-        e2e test demo bench clean
+        e2e test demo bench soak clean
 
 help:
 	@echo "make demo   - bring everything up and run the main job"
@@ -68,6 +68,10 @@ demo: venv docker images cluster-up
 bench: venv
 	@bash scripts/ensure-bench-tools.sh
 	$(BIN)/python -m bench
+
+# 10 minutes of 1,000 rps through the whole stack with no rollout (needs the cluster).
+soak: venv docker images cluster-up
+	$(BIN)/python -m bench.soak_bench
 
 clean:
 	rm -rf $(VENV) $(REPORTS) .mypy_cache .ruff_cache .pytest_cache
