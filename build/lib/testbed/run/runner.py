@@ -89,7 +89,8 @@ def _wait(predicate: Any, timeout: float, interval: float = 0.5) -> bool:
     return False
 
 
-def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
+def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) -> RunResult:
+    """Run `sc`; `rollouts` overrides sc.rollout.count (0: steady load only, for soak runs)."""
     ns = f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}"
     apps = client.AppsV1Api(stack.api)
     core = client.CoreV1Api(stack.api)
@@ -136,8 +137,9 @@ def run(sc: Scenario, stack: Stack, out_dir: Path) -> RunResult:
         load_start = time.monotonic()
         with step(f"{sc.name}: warm-up load at {load.rate:g} rps"):
             _wait(lambda: False, timeout=min(3.0, max_duration / 4))
-        for n in range(1, sc.rollout.count + 1):
-            with step(f"{sc.name}: rollout {n}/{sc.rollout.count}"):
+        count = sc.rollout.count if rollouts is None else rollouts
+        for n in range(1, count + 1):
+            with step(f"{sc.name}: rollout {n}/{count}"):
                 started = time.monotonic()
                 apply(stack.api, [render_deployment(sc, stack.image, name=APP, namespace=ns,
                                                     version=f"v{n + 1}", new_version=True)])

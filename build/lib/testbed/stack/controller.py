@@ -7,6 +7,7 @@ The testbed drives the controller only through its public interfaces: its manife
 from __future__ import annotations
 
 import copy
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,9 @@ from testbed.paths import MANIFESTS_DIR
 from testbed.stack.apply import apply, load_docs
 
 NAMESPACE = "alb-system"
+MUTATING_WEBHOOK = "alb-controller-mutating-webhook"
+WEBHOOK_SECRET = "alb-controller-webhook-tls"
+CERT_ANNOTATION = "alb-testbed/webhook-cert"
 DEPLOYMENT = "alb-controller"
 SELECTOR = "app.kubernetes.io/name=alb-controller"
 
@@ -45,8 +49,15 @@ def _webhook_docs(failure_policy: str) -> list[dict[str, Any]]:
         return load_docs(Path(tmp))
 
 
-def _deployment(doc: dict[str, Any], s: ControllerSettings) -> dict[str, Any]:
+def _cert_id(secret: dict[str, Any]) -> str:
+    return hashlib.sha256(str(sorted((secret.get("data") or {}).items())).encode()).hexdigest()[:12]
+
+
+def _deployment(doc: dict[str, Any], s: ControllerSettings, cert: str) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
+    # The controller loads its serving cert at start: a new cert must restart its pod.
+    meta = doc["spec"]["template"].setdefault("metadata", {})
+    meta.setdefault("annotations", {})[CERT_ANNOTATION] = cert
     pod = doc["spec"]["template"]["spec"]
     c = pod["containers"][0]
     c["image"] = s.image
@@ -74,9 +85,28 @@ class Controller:
             raise StepFailed(f"expected one Deployment in {MANIFESTS_DIR / 'controller'}")
         with step(f"deploying the controller ({' '.join(settings.extra_args) or 'defaults'})"):
             apply(self.api, rest)
-            apply(self.api, _webhook_docs(settings.failure_policy))
-            apply(self.api, [_deployment(deployment[0], settings)])
+            cert = self._current_cert(settings.failure_policy)
+            if cert is None:
+                webhook = _webhook_docs(settings.failure_policy)
+                apply(self.api, webhook)
+                cert = next(_cert_id(d) for d in webhook if d["kind"] == "Secret")
+            apply(self.api, [_deployment(deployment[0], settings, cert)])
             self.wait_ready(timeout)
+
+    def _current_cert(self, failure_policy: str) -> str | None:
+        """Id of the webhook cert in place if it can be kept (same failurePolicy), else None."""
+        try:
+            secret = self.core.read_namespaced_secret(WEBHOOK_SECRET, NAMESPACE)
+            hooks = client.AdmissionregistrationV1Api(self.api).list_mutating_webhook_configuration(
+                field_selector="metadata.name=" + MUTATING_WEBHOOK)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not hooks.items or any(w.failure_policy != failure_policy
+                                  for w in hooks.items[0].webhooks or []):
+            return None
+        return _cert_id({"data": secret.data or {}})
 
     def wait_ready(self, timeout: float = 180) -> str:
         """Wait until the Deployment's current generation has one Ready pod; return its name."""
