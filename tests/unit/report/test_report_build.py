@@ -102,10 +102,10 @@ def test_evaluate_rollout_expectations() -> None:
     assert not evaluate(stall, s).ok  # outcome unknown
     plain = parse_scenario("name: x").expect
     assert not evaluate(plain, s, rollout_stalled=True).ok
-    slow = load_builtin("no-pod-watch").expect  # minRolloutSeconds 28
-    assert evaluate(slow, s, rollout_stalled=False, rollout_seconds=35).ok
+    slow = load_builtin("backoff-requeue").expect  # minRolloutSeconds 43
+    assert evaluate(slow, s, rollout_stalled=False, rollout_seconds=47).ok
     v = evaluate(slow, s, rollout_stalled=False, rollout_seconds=12)
-    assert not v.ok and "expected at least 28s" in v.reasons[0]
+    assert not v.ok and "expected at least 43s" in v.reasons[0]
     fast = load_builtin("pod-watch").expect
     assert not evaluate(fast, s, rollout_stalled=False, rollout_seconds=40).ok
     assert not evaluate(fast, s, rollout_stalled=False).ok  # duration expected, not measured
