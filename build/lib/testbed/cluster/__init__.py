@@ -1,1 +1,0 @@
-"""The kind cluster: Docker engine, kind binary, cluster lifecycle."""

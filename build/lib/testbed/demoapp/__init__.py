@@ -1,1 +1,0 @@
-"""Demo workload rolled by scenarios: every shutdown/readiness knob a rollout bug depends on."""

@@ -1,1 +1,0 @@
-"""Open-loop HTTP load generator: fixed arrival rate, latency from the intended send time."""

@@ -1,1 +1,0 @@
-"""Running a scenario end to end on the cluster: deploy, load, roll, collect, report."""
