@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.integration
 
 DEADLINE = 15.0
@@ -106,12 +108,7 @@ def _get(port: int, path: str = "/") -> tuple[int, bytes]:
 
 
 def _wait_until(cond: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met before the deadline")
+    wait_until(cond, timeout, interval=0.02)
 
 
 def _refused(port: int) -> bool:

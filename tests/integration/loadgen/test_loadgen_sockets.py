@@ -13,6 +13,7 @@ from aiohttp import web
 
 from testbed.loadgen.attack import AttackConfig, attack, run_attack
 from testbed.loadgen.summary import summarize
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -133,16 +134,13 @@ def test_cli_attack_writes_json(server: Callable[[str], int], tmp_path: object) 
 
 
 def test_background_attack_stops_on_request(server: Callable[[str], int]) -> None:
-    import time
 
     from testbed.loadgen.attack import BackgroundAttack
     port = server("ok")
     n: list[int] = []
     bg = BackgroundAttack(AttackConfig(url=f"http://127.0.0.1:{port}/", rate=100, duration=60,
                                        timeout=5), on_record=lambda r: n.append(1)).start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(n) < 10:
-        time.sleep(0.01)
+    wait_until(lambda: len(n) >= 10, 10, "10 responses")
     bg.stop()
     res = bg.result(timeout=10)
     assert 0 < len(res.records) < 6000 and all(r.ok for r in res.records)
@@ -178,9 +176,7 @@ def test_demo_app_sigterm_under_load(mode: str, allowed: set[str]) -> None:
         bg = BackgroundAttack(AttackConfig(url=f"http://127.0.0.1:{port}/", rate=100,
                                            duration=3, timeout=5),
                               on_record=lambda r: oks.append(1) if r.ok else None).start()
-        deadline = time.monotonic() + 10
-        while len(oks) < 30 and time.monotonic() < deadline:  # load flows before the signal
-            time.sleep(0.01)
+        wait_until(lambda: len(oks) >= 30, 10, "load flowing before the signal")
         t_sig = time.time()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

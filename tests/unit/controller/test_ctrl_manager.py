@@ -13,6 +13,7 @@ from controller.fakes import FakeELBv2, FakeKube
 from controller.manager import Controller
 from controller.queue import ExponentialBackoff, WorkQueue
 from controller.reconcile import Reconciler
+from tests.waiting import wait_until
 
 KEY = (NS, "web-tgb")
 
@@ -176,7 +177,7 @@ def test_queue_never_runs_one_key_concurrently() -> None:
                 active[k] = active.get(k, 0) + 1
                 if active[k] > 1:
                     overlap.append(k)
-            time.sleep(0.001)
+            time.sleep(0.001)  # hold the key a moment so an overlap would show
             with lock:
                 active[k] -= 1
             q.done(k)
@@ -206,9 +207,7 @@ def test_workers_converge_a_gated_pod_end_to_end() -> None:
     ctl.start()
     try:
         kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
-        deadline = time.monotonic() + 5
-        while elb.registered(ARN) != {"10.0.0.1:8080"} and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: elb.registered(ARN) == {"10.0.0.1:8080"}, 5, "target registered")
         elb.all_healthy(ARN)
 
         def gate() -> str | None:
@@ -217,8 +216,7 @@ def test_workers_converge_a_gated_pod_end_to_end() -> None:
                     return str(c["status"])
             return None
 
-        while gate() != "True" and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: gate() == "True", 5, "gate True")
         assert gate() == "True"
         assert ctl.alive()
     finally:
