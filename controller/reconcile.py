@@ -303,7 +303,12 @@ class Reconciler:
             log.debug("endpoint skipped", tgb=tgb_id, target=addr, why=why)
 
         checkpoint = compute_checkpoint(res.endpoints, spec)
-        if (md.get("annotations") or {}).get(CHECKPOINT_ANNOTATION) == checkpoint:
+        # A potential-ready pod is not in the checkpoint, so an unchanged checkpoint says nothing
+        # about it; without the pod watch only this pass's requeue will see it turn ready.
+        if (
+            not res.potential_ready
+            and (md.get("annotations") or {}).get(CHECKPOINT_ANNOTATION) == checkpoint
+        ):
             return Result(reason="checkpoint unchanged")
 
         targets = self.targets.list_targets(arn)

@@ -31,6 +31,12 @@ class Report:
     alb_errors: dict[str, int] = field(default_factory=dict)  # fake-AWS elb_error by reason
     rollout_stalled: bool | None = None
     rollout_seconds: float | None = None
+    registration_lags: dict[str, float] = field(default_factory=dict)  # pod -> seconds
+
+    @property
+    def registration_lag(self) -> float | None:
+        """The slowest pod's ContainersReady -> RegisterTargets time, if any was seen."""
+        return max(self.registration_lags.values(), default=None)
 
     def to_dict(self, with_records: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -39,6 +45,7 @@ class Report:
             "verdict": None if self.verdict is None else
             {"ok": self.verdict.ok, "reasons": self.verdict.reasons},
             "rollout": {"stalled": self.rollout_stalled, "seconds": self.rollout_seconds},
+            "registration_lag_seconds": self.registration_lags,
             "alb_errors": self.alb_errors,
             "error_bins": {"width": BIN_SECONDS, "by_class": {
                 k: {str(b): n for b, n in sorted(v.items())}
@@ -63,6 +70,22 @@ def _bounds(records: list[Record], *event_lists: list[dict[str, Any]]) -> tuple[
     return t0, max([end, *stamps])
 
 
+def registration_lags(pod_events: list[dict[str, Any]],
+                      actions: list[dict[str, Any]]) -> dict[str, float]:
+    """Per pod: seconds from its first ContainersReady to the controller's first register of
+    it after that. The pre-v3.4 pod-watch bug (#3622) shows here before it shows anywhere else."""
+    ready: dict[str, float] = {}
+    for e in sorted(pod_events, key=lambda e: e["ts"]):
+        if e.get("kind") == "containers_ready":
+            ready.setdefault(str(e.get("pod")), e["ts"])
+    lags: dict[str, float] = {}
+    for a in sorted(actions, key=lambda a: a["ts"]):
+        pod = str(a.get("pod") or "")
+        if a.get("kind") == "register" and pod in ready and pod not in lags:
+            lags[pod] = max(0.0, a["ts"] - ready[pod])
+    return lags
+
+
 def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None = None,
                  pod_events: list[dict[str, Any]] | None = None,
                  actions: list[dict[str, Any]] | None = None, *, name: str = "run",
@@ -76,12 +99,14 @@ def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None 
     summary = summarize(records)
     alb_errors = dict(Counter(str(e.get("reason")) for e in aws
                               if e.get("kind") == "elb_error").most_common())
+    lags = registration_lags(pods, acts)
     verdict = None if expect is None else evaluate(
-        expect, summary, rollout_stalled=rollout_stalled, rollout_seconds=rollout_seconds)
+        expect, summary, rollout_stalled=rollout_stalled, rollout_seconds=rollout_seconds,
+        registration_lag=max(lags.values(), default=None))
     return Report(name=name, records=list(records), aws_events=aws, pod_events=pods,
                   actions=acts, summary=summary, t0=t0, t_end=t_end, verdict=verdict,
                   alb_errors=alb_errors, rollout_stalled=rollout_stalled,
-                  rollout_seconds=rollout_seconds)
+                  rollout_seconds=rollout_seconds, registration_lags=lags)
 
 
 def write_report(report: Report, out_dir: str | Path, *, png: bool = True) -> dict[str, Path]:

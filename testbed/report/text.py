@@ -42,8 +42,8 @@ def _events_near(report: Report, start: float, end: float, slack: float = 2.0) -
     for a in report.actions:
         t = a["ts"] - report.t0
         if start - slack <= t <= end + slack:
-            out.append((t, f"controller {a.get('kind')} {a.get('target') or ''} "
-                           f"{a.get('pod') or ''}".rstrip()))
+            what = " ".join(str(a.get(k) or "") for k in ("kind", "target", "pod", "status"))
+            out.append((t, "controller " + " ".join(what.split())))
     for e in report.aws_events:
         t = e["ts"] - report.t0
         if e.get("kind") in ("target_state", "routing", "registered", "deregistered") and \
@@ -85,6 +85,11 @@ def render(report: Report) -> Group:
         dur = "" if report.rollout_seconds is None else f" in {report.rollout_seconds:.1f}s"
         parts.append(Text("Rollout: " + ("stalled" if report.rollout_stalled else
                                          "completed" + dur)))
+    if report.registration_lags:
+        lags = report.registration_lags
+        parts.append(Text(f"Registration lag (ContainersReady -> RegisterTargets): max "
+                          f"{max(lags.values()):.1f}s, min {min(lags.values()):.1f}s over "
+                          f"{len(lags)} pods"))
     if report.verdict is not None:
         verdict = report.verdict
         parts.append(Text(("PASS" if verdict.ok else "FAIL") + ": " + "; ".join(verdict.reasons),

@@ -19,7 +19,8 @@ def _classes(summary: Summary) -> str:
 
 
 def evaluate(expect: ExpectSpec, summary: Summary, *, rollout_stalled: bool | None = None,
-             rollout_seconds: float | None = None) -> Verdict:
+             rollout_seconds: float | None = None,
+             registration_lag: float | None = None) -> Verdict:
     """Compare the load summary (and the rollout outcome, when known) with the expectation."""
     fails: list[str] = []
     notes: list[str] = []
@@ -60,4 +61,23 @@ def evaluate(expect: ExpectSpec, summary: Summary, *, rollout_stalled: bool | No
     elif (expect.min_rollout_seconds is not None or expect.max_rollout_seconds is not None) \
             and rollout_seconds is None:
         fails.append("a rollout duration is expected, but none was measured")
+    _check_registration_lag(expect, registration_lag, fails, notes)
     return Verdict(ok=not fails, reasons=fails or notes)
+
+
+def _check_registration_lag(expect: ExpectSpec, lag: float | None, fails: list[str],
+                            notes: list[str]) -> None:
+    lo, hi = expect.min_registration_lag_seconds, expect.max_registration_lag_seconds
+    if lo is None and hi is None:
+        return
+    if lag is None:
+        fails.append("a registration lag is expected, but no pod was seen both ContainersReady "
+                     "and registered by the controller")
+        return
+    what = f"slowest registration {lag:.1f}s after ContainersReady"
+    if lo is not None and lag < lo:
+        fails.append(f"{what}, expected at least {lo:g}s")
+    elif hi is not None and lag > hi:
+        fails.append(f"{what}, expected at most {hi:g}s")
+    else:
+        notes.append(what)

@@ -19,7 +19,7 @@ from testbed.console import StepFailed, info, step
 from testbed.images import build
 from testbed.loadgen.attack import AttackConfig, BackgroundAttack
 from testbed.report import Report, build_report, write_report
-from testbed.run import awssetup
+from testbed.run import awssetup, ctrllog
 from testbed.run.podwatch import PodRecorder
 from testbed.scenario.model import Scenario
 from testbed.scenario.render import render_deployment, render_manifests
@@ -92,6 +92,7 @@ def _wait(predicate: Any, timeout: float, interval: float = 0.5) -> bool:
 def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) -> RunResult:
     """Run `sc`; `rollouts` overrides sc.rollout.count (0: steady load only, for soak runs)."""
     ns = f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}"
+    run_started = time.time()
     apps = client.AppsV1Api(stack.api)
     core = client.CoreV1Api(stack.api)
     custom = client.CustomObjectsApi(stack.api)
@@ -120,14 +121,19 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) 
                 raise StepFailed("the controller did not pick up the TargetGroupBinding within "
                                  f"60s; its logs:\n{stack.controller.logs(50)}")
         apply(stack.api, [d for d in docs if d["kind"] == "Deployment"])
+        # A scenario that expects a stall gets the rollout deadline for its baseline too: the
+        # first rollout (creating the Deployment) is where a stall such as #3753 shows first.
+        baseline_timeout = sc.rollout.timeout_seconds + (0 if sc.expect.rollout_stalls else 60)
         with step(f"{sc.name}: baseline: {sc.app.replicas} pods Available and healthy targets"):
             baseline = _wait(lambda: _rollout_done(apps, ns, sc.app.replicas) and (
                 awssetup.healthy_count(stack.aws.endpoint_url, setup.tg_arn) >= sc.app.replicas),
-                timeout=sc.rollout.timeout_seconds + 60)
+                timeout=baseline_timeout)
         if not baseline:
             if not sc.expect.rollout_stalls:
                 raise StepFailed(f"baseline of {sc.name} never became healthy")
-            info("baseline never became healthy: the stall this scenario expects")
+            info(f"baseline not Available within {baseline_timeout}s: the stall this scenario "
+                 "expects; no further rollout is started")
+            stalled = True
         load = sc.load
         max_duration = load.duration_seconds or load.max_duration_seconds
         attack = BackgroundAttack(AttackConfig(url=stack.aws.listener_url(port) + "/",
@@ -137,7 +143,7 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) 
         load_start = time.monotonic()
         with step(f"{sc.name}: warm-up load at {load.rate:g} rps"):
             _wait(lambda: False, timeout=min(3.0, max_duration / 4))
-        count = sc.rollout.count if rollouts is None else rollouts
+        count = 0 if stalled else sc.rollout.count if rollouts is None else rollouts
         for n in range(1, count + 1):
             with step(f"{sc.name}: rollout {n}/{count}"):
                 started = time.monotonic()
@@ -162,7 +168,8 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) 
         attack = None
         pod_events = recorder.stop()
         aws_events = _events_since(stack.aws, since)
-        report = build_report(result.records, aws_events, pod_events, [], name=sc.name,
+        actions = _controller_actions(stack, ns, since_seconds=time.time() - run_started + 5)
+        report = build_report(result.records, aws_events, pod_events, actions, name=sc.name,
                               expect=sc.expect, rollout_stalled=stalled,
                               rollout_seconds=rollout_seconds)
         paths = write_report(report, out_dir)
@@ -178,6 +185,16 @@ def _tgb_finalized(custom: client.CustomObjectsApi, ns: str) -> bool:
     tgb = custom.get_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", ns,
                                               "targetgroupbindings", APP)
     return "elbv2.k8s.aws/resources" in (tgb["metadata"].get("finalizers") or [])
+
+
+def _controller_actions(stack: Stack, ns: str, since_seconds: float) -> list[dict[str, Any]]:
+    """What the controller did for this run's bindings; a report without them beats none."""
+    try:
+        text = stack.controller.logs(tail=None, since_seconds=int(since_seconds) + 1)
+    except client.ApiException as exc:
+        info(f"controller logs unavailable ({exc.reason}); report has no controller actions")
+        return []
+    return ctrllog.parse_actions(text, ns)
 
 
 def _events_since(aws: fakeaws.FakeAws, since: int) -> list[dict[str, Any]]:

@@ -57,6 +57,10 @@ def list_() -> None:
             what += f", rollout >= {exp.min_rollout_seconds:g}s"
         if exp.max_rollout_seconds is not None:
             what += f", rollout <= {exp.max_rollout_seconds:g}s"
+        if exp.min_registration_lag_seconds is not None:
+            what += f", registration lag >= {exp.min_registration_lag_seconds:g}s"
+        if exp.max_registration_lag_seconds is not None:
+            what += f", registration lag <= {exp.max_registration_lag_seconds:g}s"
         table.add_row(name, what, _headline(sc.description))
     Console().print(table)
 

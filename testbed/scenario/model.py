@@ -86,6 +86,8 @@ class ExpectSpec:
     rollout_stalls: bool
     min_rollout_seconds: float | None
     max_rollout_seconds: float | None
+    min_registration_lag_seconds: float | None
+    max_registration_lag_seconds: float | None
 
 
 @dataclass(frozen=True)

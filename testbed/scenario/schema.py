@@ -143,6 +143,8 @@ SCHEMA: dict[str, Any] = {
             "rolloutStalls": _bool(False),
             "minRolloutSeconds": NULLABLE_SECONDS,
             "maxRolloutSeconds": NULLABLE_SECONDS,
+            "minRegistrationLagSeconds": NULLABLE_SECONDS,
+            "maxRegistrationLagSeconds": NULLABLE_SECONDS,
         }),
     }, required=["name"]),
 }

@@ -145,12 +145,17 @@ class Controller:
             time.sleep(0.5)
         raise StepFailed(f"no new controller pod Ready within {timeout:.0f}s")
 
-    def logs(self, tail: int = 200) -> str:
+    def logs(self, tail: int | None = 200, since_seconds: int | None = None) -> str:
+        """The controller pods' logs: the last `tail` lines, or (tail=None) every line of the
+        last `since_seconds`."""
         chunks = []
         for p in self.core.list_namespaced_pod(NAMESPACE, label_selector=SELECTOR).items:
             try:
-                chunks.append(self.core.read_namespaced_pod_log(
-                    p.metadata.name, NAMESPACE, tail_lines=tail))
+                # Raw bytes: the client's deserialiser turns JSON-lines text into a bytes repr.
+                resp = self.core.read_namespaced_pod_log(
+                    p.metadata.name, NAMESPACE, tail_lines=tail, since_seconds=since_seconds,
+                    _preload_content=False)
+                chunks.append(resp.data.decode("utf-8", "replace"))
             except client.ApiException as exc:
                 chunks.append(f"<{p.metadata.name}: {exc.reason}>")
         return "\n".join(chunks)

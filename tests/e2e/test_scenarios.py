@@ -11,6 +11,7 @@ from kubernetes import client
 from testbed.report.text import render_text
 from testbed.run.runner import Stack, run
 from testbed.scenario import builtin_names, load_scenario
+from testbed.scenario.render import render_controller_settings
 from testbed.stack import fakeaws
 from testbed.stack.controller import Controller
 
@@ -23,7 +24,15 @@ def stack(kube: client.ApiClient, project_image: str, aws: fakeaws.FakeAws) -> S
     return Stack(kube, project_image, aws, Controller(kube))
 
 
-@pytest.mark.parametrize("name", builtin_names())
+def _by_controller_settings() -> list[str]:
+    """Scenarios sharing controller flags run back to back: each change of flags redeploys
+    the controller (and waits for it), so this order redeploys it least often."""
+    def key(name: str) -> tuple[str, str]:
+        return repr(sorted(render_controller_settings(load_scenario(name)).items())), name
+    return sorted(builtin_names(), key=key)
+
+
+@pytest.mark.parametrize("name", _by_controller_settings())
 def test_builtin_scenario_meets_its_expectation(name: str, stack: Stack) -> None:
     sc = load_scenario(name)
     result = run(sc, stack, REPORTS / name)

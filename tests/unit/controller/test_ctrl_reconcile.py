@@ -230,3 +230,19 @@ def test_targets_cache_refreshes_only_unhealthy_and_drops_not_registered() -> No
     elb.call_log.clear()
     tm.list_targets(ARN)
     assert elb.call_log == [("DescribeTargetHealth", ARN, [])]  # TTL expired: full listing
+
+
+def test_potential_ready_pod_keeps_polling_even_when_checkpoint_is_unchanged() -> None:
+    """Without a pod watch (pre-v3.4) nothing else wakes the TGB when a gated pod turns
+    ContainersReady (its EndpointSlice entry stays not-ready), so the pass that finds a
+    potential-ready pod must requeue even though the registered set has not changed."""
+    kube, elb, r = world(0, gates=True)
+    assert r.reconcile(KEY).reason == "reconciled"
+    kube.put("pod", pod("slow", "10.0.9.9", containers_ready=False, gates=["web-tgb"]))
+    kube.put("endpointslice", endpoint_slice(endpoints=[ep("10.0.9.9", "slow", ready=False)]))
+    res = r.reconcile(KEY)
+    assert res.requeue_after > 0 and res.reason == "monitor potential ready endpoints"
+    assert elb.registered(ARN) == set()
+    kube.put("pod", pod("slow", "10.0.9.9", containers_ready=True, ready=False, gates=["web-tgb"]))
+    r.reconcile(KEY)
+    assert elb.registered(ARN) == {"10.0.9.9:8080"}

@@ -11,6 +11,7 @@ import pytest
 from testbed.loadgen.records import Record
 from testbed.loadgen.summary import summarize
 from testbed.report import build_report, evaluate, write_report
+from testbed.report.build import registration_lags
 from testbed.report.text import error_windows, render_text
 from testbed.report.timeline import build_lanes, error_bins, ok_bins
 from testbed.scenario import load_builtin, parse_scenario
@@ -106,10 +107,38 @@ def test_evaluate_rollout_expectations() -> None:
     assert evaluate(slow, s, rollout_stalled=False, rollout_seconds=47).ok
     v = evaluate(slow, s, rollout_stalled=False, rollout_seconds=12)
     assert not v.ok and "expected at least 43s" in v.reasons[0]
-    fast = load_builtin("pod-watch").expect
-    assert not evaluate(fast, s, rollout_stalled=False, rollout_seconds=40).ok
+    fast = load_builtin("steady-requeue").expect  # maxRolloutSeconds 42
+    assert not evaluate(fast, s, rollout_stalled=False, rollout_seconds=50).ok
     assert not evaluate(fast, s, rollout_stalled=False).ok  # duration expected, not measured
     assert not evaluate(plain, summarize([])).ok
+
+
+def test_registration_lag_from_pod_watch_and_controller_log() -> None:
+    pods = [{"ts": 100.0, "pod": "a", "kind": "created"},
+            {"ts": 105.0, "pod": "a", "kind": "containers_ready"},
+            {"ts": 106.0, "pod": "b", "kind": "containers_ready"},
+            {"ts": 130.0, "pod": "a", "kind": "containers_ready"},  # a restart: first counts
+            {"ts": 107.0, "pod": "c", "kind": "containers_ready"}]  # never registered
+    acts = [{"ts": 104.0, "kind": "register", "pod": "z", "target": "10.0.0.9:80"},
+            {"ts": 116.0, "kind": "register", "pod": "a", "target": "10.0.0.1:80"},
+            {"ts": 106.5, "kind": "register", "pod": "b", "target": "10.0.0.2:80"},
+            {"ts": 140.0, "kind": "register", "pod": "a", "target": "10.0.0.1:80"},
+            {"ts": 116.1, "kind": "gate", "pod": "b", "status": "True"}]
+    assert registration_lags(pods, acts) == {"a": 11.0, "b": 0.5}
+    s = summarize(_records())
+    bug, fix = load_builtin("no-pod-watch"), load_builtin("pod-watch")
+    rep = build_report(_records(), [], pods, acts, expect=bug.expect, rollout_stalled=False,
+                       rollout_seconds=20)
+    assert rep.registration_lag == 11.0 and rep.verdict is not None and rep.verdict.ok
+    assert rep.to_dict(with_records=False)["registration_lag_seconds"] == {"a": 11.0, "b": 0.5}
+    assert "Registration lag (ContainersReady -> RegisterTargets): max 11.0s" in render_text(rep)
+    v = evaluate(fix.expect, s, rollout_stalled=False, rollout_seconds=9, registration_lag=11.0)
+    assert not v.ok and "expected at most 3s" in v.reasons[0]
+    assert evaluate(fix.expect, s, rollout_stalled=False, registration_lag=0.4).ok
+    v = evaluate(bug.expect, s, rollout_stalled=False, registration_lag=0.4)
+    assert not v.ok and "expected at least 5s" in v.reasons[0]
+    v = evaluate(bug.expect, s, rollout_stalled=False)
+    assert not v.ok and "no pod was seen" in v.reasons[0]
 
 
 def test_error_bins_and_windows() -> None:

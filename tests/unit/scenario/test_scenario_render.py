@@ -123,6 +123,6 @@ def test_no_listener_when_detached() -> None:
 
 
 def test_controller_settings() -> None:
-    assert render_controller_settings(load_builtin("backoff-requeue")) == {
-        "requeueSeconds": 2, "podWatch": True, "backoffRequeue": True,
+    assert render_controller_settings(load_builtin("no-pod-watch")) == {
+        "requeueSeconds": 15, "podWatch": False, "backoffRequeue": False,
         "legacyEndpoints": False}

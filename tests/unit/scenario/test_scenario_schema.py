@@ -17,6 +17,7 @@ BUGS_AND_TWINS = {
     "gate-no-prestop": "full-recipe",
     "prestop-exceeds-grace": "full-recipe",
     "keepalive-shorter-than-idle": "keepalive-longer-than-idle",
+    "no-pod-watch": "pod-watch",
     "backoff-requeue": "steady-requeue",
     "health-check-failing-gate": "health-check-fail-open",
 }
