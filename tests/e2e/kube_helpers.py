@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from kubernetes import client
 from kubernetes.stream import stream
+
+from tests.waiting import wait_until
 
 T = TypeVar("T")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120,
              interval: float = 0.5) -> T:
-    """Poll `probe` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as exc:  # transient API errors while objects settle
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
-                         + (f" (last error: {last_exc})" if last_exc else ""))
+    """Poll `probe` until it returns something truthy; API errors while objects settle are
+    retried. Fails with `what` at the deadline."""
+    return cast(T, wait_until(probe, timeout, what, interval, tolerate=(Exception,)))
 
 
 def pod_exec(api: client.ApiClient, namespace: str, pod: str, command: list[str]) -> str:

@@ -18,6 +18,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.waiting import wait_until
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 GROUP, VERSION, PLURAL = "elbv2.k8s.aws", "v1beta1", "targetgroupbindings"
@@ -34,16 +36,8 @@ def wait_for(
     interval: float = 0.5,
     diag: Callable[[], str] | None = None,
 ) -> Any:
-    """Poll pred until truthy or the deadline passes; fail with what was being waited for."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    extra = f"\n{diag()}" if diag else ""
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last={last!r}{extra}")
+    """tests/waiting.wait_until at a poll interval kind to the API server."""
+    return wait_until(pred, timeout, what, interval, diag)
 
 
 class TG:
@@ -127,12 +121,13 @@ def tg(elbv2: Any, aws: Any, kube: Any, namespace: str) -> Iterator[TG]:
             custom.delete_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, item["metadata"]["name"]
             )
-    deadline = time.monotonic() + 60
-    while (
-        time.monotonic() < deadline
-        and custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
-    ):
-        time.sleep(0.5)
+    wait_for(
+        lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
+            "items"
+        ],
+        60,
+        "TargetGroupBindings gone (controller finalizer done)",
+    )
     t.delete()
 
 
@@ -359,26 +354,26 @@ def test_gated_pod_ready_only_after_target_healthy(
     gate = GATE_PREFIX + "web"
     seen_pending = False
     violations: list[str] = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+
+    def observe_until_ready() -> bool:
+        nonlocal seen_pending
         ps = [p for p in pods(kube, namespace, "web") if p.status and p.status.pod_ip]
         if not ps:
-            time.sleep(0.2)
-            continue
+            return False
         p = ps[0]
         assert [g.condition_type for g in p.spec.readiness_gates or []] == [gate]
         health = tg.health().get(f"{p.status.pod_ip}:8080")
         if cond(p, "ContainersReady") == "True" and cond(p, "Ready") != "True":
             seen_pending = True
-        if cond(p, "Ready") == "True":
-            # the gate can only be True once AWS said healthy; re-check the target now
-            if not health or health["State"] != "healthy":
-                violations.append(f"pod Ready while target {health}")
-            assert cond(p, gate) == "True"
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("pod never became Ready\n" + diag())
+        if cond(p, "Ready") != "True":
+            return False
+        # the gate can only be True once AWS said healthy; re-check the target now
+        if not health or health["State"] != "healthy":
+            violations.append(f"pod Ready while target {health}")
+        assert cond(p, gate) == "True"
+        return True
+
+    wait_for(observe_until_ready, 180, "the gated pod Ready", interval=0.2, diag=diag)
     assert not violations, violations
     assert seen_pending, "never observed ContainersReady=True with the gate still pending"
 
