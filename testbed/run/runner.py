@@ -124,15 +124,17 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) 
         # A scenario that expects a stall gets the rollout deadline for its baseline too: the
         # first rollout (creating the Deployment) is where a stall such as #3753 shows first.
         baseline_timeout = sc.rollout.timeout_seconds + (0 if sc.expect.rollout_stalls else 60)
-        with step(f"{sc.name}: baseline: {sc.app.replicas} pods Available and healthy targets"):
+        with step(f"{sc.name}: baseline: {sc.app.replicas} pods Available and healthy "
+                  "targets") as outcome:
             baseline = _wait(lambda: _rollout_done(apps, ns, sc.app.replicas) and (
                 awssetup.healthy_count(stack.aws.endpoint_url, setup.tg_arn) >= sc.app.replicas),
                 timeout=baseline_timeout)
+            if not baseline:
+                outcome.not_met(f"not reached within {baseline_timeout}s")
         if not baseline:
             if not sc.expect.rollout_stalls:
                 raise StepFailed(f"baseline of {sc.name} never became healthy")
-            info(f"baseline not Available within {baseline_timeout}s: the stall this scenario "
-                 "expects; no further rollout is started")
+            info("that is the stall this scenario expects; no further rollout is started")
             stalled = True
         load = sc.load
         max_duration = load.duration_seconds or load.max_duration_seconds
@@ -145,7 +147,7 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) 
             _wait(lambda: False, timeout=min(3.0, max_duration / 4))
         count = 0 if stalled else sc.rollout.count if rollouts is None else rollouts
         for n in range(1, count + 1):
-            with step(f"{sc.name}: rollout {n}/{count}"):
+            with step(f"{sc.name}: rollout {n}/{count}") as outcome:
                 started = time.monotonic()
                 apply(stack.api, [render_deployment(sc, stack.image, name=APP, namespace=ns,
                                                     version=f"v{n + 1}", new_version=True)])
@@ -155,7 +157,7 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) 
                     rollout_seconds = (rollout_seconds or 0) + time.monotonic() - started
                 else:
                     stalled = True
-                    info(f"rollout did not finish within {sc.rollout.timeout_seconds}s")
+                    outcome.not_met(f"did not finish within {sc.rollout.timeout_seconds}s")
                     break
         if load.until_rollout_done:
             end = min(time.monotonic() + load.margin_seconds, load_start + max_duration)
