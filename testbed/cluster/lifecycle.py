@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from testbed.cluster.kindbin import kind_binary
 from testbed.console import StepFailed, info, step
 from testbed.images import build
 from testbed.paths import cache_dir
+from testbed.poll import TimedOut, poll
 
 READY_TIMEOUT = 300.0
 
@@ -46,16 +46,11 @@ def api(name: str = kindconfig.CLUSTER_NAME, kubeconfig: Path | None = None) -> 
 
 
 def _wait(what: str, predicate, timeout: float = READY_TIMEOUT) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception as exc:  # the API server may still be starting
-            last_error = f" (last error: {exc})"
-        time.sleep(1)
-    raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what}{last_error}")
+    try:  # API errors are expected while the API server is still starting
+        poll(predicate, timeout, interval=1, tolerate=(Exception,))
+    except TimedOut as exc:
+        raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what}{exc.detail()}") \
+            from None
 
 
 def wait_usable(name: str = kindconfig.CLUSTER_NAME, expected_nodes: int | None = None,

@@ -99,14 +99,15 @@ def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None 
     summary = summarize(records)
     alb_errors = dict(Counter(str(e.get("reason")) for e in aws
                               if e.get("kind") == "elb_error").most_common())
-    lags = registration_lags(pods, acts)
-    verdict = None if expect is None else evaluate(
-        expect, summary, rollout_stalled=rollout_stalled, rollout_seconds=rollout_seconds,
-        registration_lag=max(lags.values(), default=None))
-    return Report(name=name, records=list(records), aws_events=aws, pod_events=pods,
-                  actions=acts, summary=summary, t0=t0, t_end=t_end, verdict=verdict,
-                  alb_errors=alb_errors, rollout_stalled=rollout_stalled,
-                  rollout_seconds=rollout_seconds, registration_lags=lags)
+    report = Report(name=name, records=list(records), aws_events=aws, pod_events=pods,
+                    actions=acts, summary=summary, t0=t0, t_end=t_end, alb_errors=alb_errors,
+                    rollout_stalled=rollout_stalled, rollout_seconds=rollout_seconds,
+                    registration_lags=registration_lags(pods, acts))
+    if expect is not None:
+        report.verdict = evaluate(expect, summary, rollout_stalled=rollout_stalled,
+                                  rollout_seconds=rollout_seconds,
+                                  registration_lag=report.registration_lag)
+    return report
 
 
 def write_report(report: Report, out_dir: str | Path, *, png: bool = True) -> dict[str, Path]:

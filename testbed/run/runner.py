@@ -18,6 +18,7 @@ from testbed.cluster import lifecycle
 from testbed.console import StepFailed, info, step
 from testbed.images import build
 from testbed.loadgen.attack import AttackConfig, BackgroundAttack
+from testbed.poll import TimedOut, poll
 from testbed.report import Report, build_report, write_report
 from testbed.run import awssetup, ctrllog
 from testbed.run.podwatch import PodRecorder
@@ -81,12 +82,11 @@ def _rollout_done(apps: client.AppsV1Api, ns: str, replicas: int) -> bool:
 
 
 def _wait(predicate: Any, timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
+    """True once `predicate` holds, False at the deadline (the caller decides what that means)."""
+    try:
+        return bool(poll(predicate, timeout, interval))
+    except TimedOut:
+        return False
 
 
 def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) -> RunResult:

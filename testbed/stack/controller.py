@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from kubernetes import client
 
 from testbed.console import StepFailed, step
 from testbed.paths import MANIFESTS_DIR
+from testbed.poll import TimedOut, poll
 from testbed.stack.apply import apply, load_docs
 
 NAMESPACE = "alb-system"
@@ -110,8 +110,7 @@ class Controller:
 
     def wait_ready(self, timeout: float = 180) -> str:
         """Wait until the Deployment's current generation has one Ready pod; return its name."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready_pod() -> str | None:
             dep = self.apps.read_namespaced_deployment(DEPLOYMENT, NAMESPACE)
             st = dep.status
             if (st.observed_generation == dep.metadata.generation
@@ -120,8 +119,13 @@ class Controller:
                 pods = self._ready_pods()
                 if len(pods) == 1:
                     return pods[0]
-            time.sleep(0.5)
-        raise StepFailed(f"controller not Ready within {timeout:.0f}s; logs:\n{self.logs()}")
+            return None
+
+        try:
+            return poll(ready_pod, timeout) or ""
+        except TimedOut:
+            raise StepFailed(f"controller not Ready within {timeout:.0f}s; logs:\n"
+                             f"{self.logs()}") from None
 
     def _ready_pods(self) -> list[str]:
         out = []
@@ -137,13 +141,11 @@ class Controller:
         old = set(self._ready_pods())
         for name in old:
             self.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            fresh = [p for p in self._ready_pods() if p not in old]
-            if fresh:
-                return fresh[0]
-            time.sleep(0.5)
-        raise StepFailed(f"no new controller pod Ready within {timeout:.0f}s")
+        try:
+            fresh = poll(lambda: [p for p in self._ready_pods() if p not in old], timeout)
+        except TimedOut:
+            raise StepFailed(f"no new controller pod Ready within {timeout:.0f}s") from None
+        return fresh[0]
 
     def logs(self, tail: int | None = 200, since_seconds: int | None = None) -> str:
         """The controller pods' logs: the last `tail` lines, or (tail=None) every line of the

@@ -8,7 +8,6 @@ ports in LISTENER_PORTS are published too, so load can come from the host (also 
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from kubernetes import client
 
 from testbed.cluster import network
 from testbed.console import StepFailed, step
+from testbed.poll import TimedOut, poll
 
 CONTAINER = "albtb-fakeaws"
 API_PORT = 4566
@@ -71,19 +71,16 @@ def start(api: client.ApiClient, image: str, *, min_interval: float = 0.5,
              *(extra_args or [])],
             api=api, publish=[API_PORT, *LISTENER_PORTS])
         aws = FakeAws(side)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{aws.endpoint_url}/_testbed/healthz",
-                                            timeout=2) as r:
-                    if r.status == 200:
-                        return aws
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                logs = network.logs(CONTAINER)
-                raise StepFailed(f"fake AWS did not answer within 60s; its log:\n{logs}")
-            time.sleep(0.3)
+        def answers() -> bool:
+            with urllib.request.urlopen(f"{aws.endpoint_url}/_testbed/healthz", timeout=2) as r:
+                return r.status == 200
+
+        try:
+            poll(answers, 60, interval=0.3, tolerate=(OSError,))
+        except TimedOut:
+            logs = network.logs(CONTAINER)
+            raise StepFailed(f"fake AWS did not answer within 60s; its log:\n{logs}") from None
+        return aws
 
 
 def stop() -> None:

@@ -163,33 +163,33 @@ def test_queue_dedups_and_serialises_per_key() -> None:
 
 
 def test_queue_never_runs_one_key_concurrently() -> None:
+    """A key added again while a worker holds it is not handed to a second worker until the
+    first calls done(); then it comes back once (controller-runtime's dirty/processing sets)."""
     q = WorkQueue()
-    active: dict[str, int] = {}
-    overlap = []
-    lock = threading.Lock()
+    q.add("k")
+    got, release = threading.Event(), threading.Event()
+    first: list[object] = []
 
-    def worker() -> None:
-        while True:
-            k = q.get(0.2)
-            if k is None:
-                return
-            with lock:
-                active[k] = active.get(k, 0) + 1
-                if active[k] > 1:
-                    overlap.append(k)
-            time.sleep(0.001)  # hold the key a moment so an overlap would show
-            with lock:
-                active[k] -= 1
-            q.done(k)
+    def holder() -> None:
+        first.append(q.get(1.0))
+        got.set()
+        release.wait(5)
+        q.done("k")
 
-    ts = [threading.Thread(target=worker) for _ in range(3)]
-    for t in ts:
-        t.start()
-    for i in range(200):
-        q.add(f"k{i % 3}")
-    for t in ts:
-        t.join()
-    assert overlap == []
+    t = threading.Thread(target=holder)
+    t.start()
+    assert got.wait(5) and first == ["k"]
+    q.add("k")  # an event for the key while it is being reconciled
+    second: list[object] = []
+    other = threading.Thread(target=lambda: second.append(q.get(0.2)))
+    other.start()
+    other.join()
+    assert second == [None], "a second worker got the key while the first still held it"
+    release.set()
+    t.join()
+    assert q.get(1.0) == "k"  # the re-add is kept and delivered after done()
+    q.done("k")
+    assert q.get(0) is None
 
 
 def test_add_after_delivers_later() -> None:
