@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE ?= $(or $(ALBTB_CACHE),$(HOME)/.cache/alb-testbed)
 export PATH := $(CACHE)/bin/tools:$(abspath $(BIN)):$(PATH)
-# e2e runs on 1 control-plane + 1 worker: pod IPs on two nodes exercise the routes.
-WORKERS ?= 1
+# Cluster shape: testbed's own default (DEFAULT_WORKERS, testbed/cluster/kindconfig.py) unless
+# WORKERS=N is given, so `testbed cluster up`, `make cluster-up`, runs and e2e agree.
+WORKERS ?=
 PYTEST_ARGS ?=
 REPORTS := reports
 
@@ -36,7 +37,7 @@ images: venv docker
 	$(BIN)/testbed image build all
 
 cluster-up: venv docker
-	$(BIN)/testbed cluster up --workers $(WORKERS)
+	$(BIN)/testbed cluster up $(if $(WORKERS),--workers $(WORKERS))
 
 cluster-down: venv
 	$(BIN)/testbed cluster down

@@ -1,9 +1,10 @@
 """Controller benchmark: convergence time for 1,000 pods over 50 TargetGroupBindings.
 
-Uses the in-memory fakes of the Kubernetes and ELBv2 APIs (controller/fakes.py), not a real
+Uses the in-memory fakes of the Kubernetes and ELBv2 APIs (controller/testing.py), not a real
 cluster or the fake-AWS server: it measures the controller's own cost (resolution, diff, gate
 writes, queue) and how the worker pool and requeue period shape convergence. Real runs add
-API latency (moto spends ~11 ms CPU per DescribeTargetHealth; see shared/reference/moto-elbv2.md).
+API latency (moto 5.2.5, which serves the fake AWS's ELBv2 API, spent ~11 ms CPU per
+DescribeTargetHealth of 10 targets on the project machine; bench/fakeaws_bench.py measures it).
 
 Phases (3 workers, as ALBC's MaxConcurrentReconciles):
   1. cold start: all 1,000 gated pods registered (targets in initial state);
@@ -27,9 +28,9 @@ from typing import Any
 from controller import log as clog
 from controller.aws import TargetsManager
 from controller.config import Config
-from controller.fakes import FakeELBv2, FakeKube
-from controller.manager import Controller
+from controller.manager import Manager
 from controller.reconcile import CHECKPOINT_ANNOTATION, Reconciler
+from controller.testing import FakeELBv2, FakeKube
 
 NS = "bench"
 GATE_PREFIX = "target-health.elbv2.k8s.aws/"
@@ -107,7 +108,7 @@ def main() -> None:
     cfg = Config(
         aws_endpoint_url="http://bench", requeue_seconds=args.requeue, workers=args.workers
     )
-    ctl = Controller(kube, Reconciler(kube, TargetsManager(elb, ttl=300), cfg), cfg)
+    mgr = Manager(kube, Reconciler(kube, TargetsManager(elb, ttl=300), cfg), cfg)
     kube.put("namespace", {"metadata": {"name": NS}}, notify=False)
     kube.put(
         "node",
@@ -161,7 +162,7 @@ def main() -> None:
             notify=False,
         )
         want[arn] = {f"{ip}:8080" for _, ip in pods_by_tgb[i]}
-    kube.add_handler(ctl.handle)
+    kube.add_handler(mgr.handle)
 
     def registered() -> bool:
         return all(elb.registered(a) == want[a] for a in arns)
@@ -189,8 +190,8 @@ def main() -> None:
 
     cpu0, n0 = time.process_time(), passes()
     t0 = time.monotonic()
-    ctl.enqueue_all()
-    ctl.start()
+    mgr.enqueue_all()
+    mgr.start()
     _wait(registered, 120)
     t_reg = time.monotonic() - t0
     elb_calls_reg = dict(elb.calls)
@@ -222,10 +223,10 @@ def main() -> None:
         elb.all_healthy(a)
     t_roll = _wait(lambda: gates_true(new_names), 120)
     cpu_roll, n_roll = time.process_time() - cpu0, passes() - n0
-    ctl.stop()
+    mgr.stop()
 
     # single-threaded CPU per reconcile pass
-    r = ctl.reconciler
+    r = mgr.reconciler
     full_cpu = []
     for i in range(args.tgbs):
         t = kube.get("tgb", NS, f"tgb{i}")

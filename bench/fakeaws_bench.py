@@ -27,13 +27,15 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from testbed.poll import TimedOut, poll
 
 BIN = Path(sys.executable).parent
 
@@ -44,17 +46,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            v = pred()
-        except Exception:  # noqa: BLE001 - keep polling through start-up errors
-            v = None
-        if v:
-            return v
-        time.sleep(0.1)
-    raise RuntimeError(f"timeout waiting for {what}")
+def wait_until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll until `pred` is truthy; connection errors while a server starts mean "not yet"."""
+    try:
+        return poll(pred, timeout, interval=0.1, tolerate=(OSError,))
+    except TimedOut as exc:
+        raise RuntimeError(f"timeout waiting for {what}{exc.detail()}") from None
 
 
 # ---- processes -----------------------------------------------------------------------------
@@ -400,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def jitter(rounds: int = 3, n: int = 1000) -> dict[str, Any]:
     """1,000 targets at the AWS minimum interval (5 s): how late each check starts."""
-    code = (f"from testbed.fakeaws.targets import serve_many; serve_many('127.0.0.1', {n})")
+    code = f"from testbed.fakeaws.testing import serve_many; serve_many('127.0.0.1', {n})"
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdin is not None

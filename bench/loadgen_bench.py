@@ -16,7 +16,7 @@ from testbed.loadgen.summary import percentile, summarize
 
 
 def _start_server() -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-m", "testbed.loadgen.testserver", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "testbed.loadgen.testing", "--port", "0"],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, int(proc.stdout.readline())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from controller import metrics
+from controller.config import Config
 from controller.log import get_logger
 
 CHUNK_SIZE = 200
@@ -45,7 +46,7 @@ class ELBv2API(Protocol):
 class Boto3ELBv2:
     """ELBv2API over boto3 against an explicit endpoint with dummy credentials."""
 
-    def __init__(self, endpoint_url: str, region: str = "us-east-1", client: Any = None) -> None:
+    def __init__(self, endpoint_url: str, region: str = Config.region, client: Any = None) -> None:
         if client is None:
             import boto3
             from botocore.config import Config as BotoConfig
@@ -162,7 +163,7 @@ class TargetsManager:
     """
 
     def __init__(
-        self, api: ELBv2API, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic
+        self, api: ELBv2API, ttl: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.api = api
         self.ttl = ttl

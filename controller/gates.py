@@ -77,7 +77,9 @@ def update_pod_condition(
         return False
     log.info(
         "pod condition updated",
+        action="gate",
         tgb=tgb,
+        namespace=md.get("namespace", ""),
         pod=md.get("name"),
         condition=cond_type,
         status=status,

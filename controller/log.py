@@ -1,4 +1,8 @@
-"""Structured JSON-lines logging: one object per line, so tests and reports can grep fields."""
+"""Structured JSON-lines logging: one object per line, so tests and reports read fields, not text.
+
+Target and gate writes carry `action` (register | deregister | gate); the testbed's report keys on
+it, so it and its companion fields are a published contract (docs/controller.md, Observability).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ class _State:
 
 
 class Logger:
-    """Minimal structured logger; fields are free-form keyword arguments (tgb=, pod=, target=)."""
+    """Minimal structured logger; fields are keyword arguments (action=, tgb=, pod=, targets=)."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -1,21 +1,33 @@
 """CLI: `alb-controller run ...` (the controller) and `alb-controller gen-webhook-manifests`.
 
-Every run flag can also come from an environment variable ALBC_<FLAG_IN_CAPS>.
+The run flags, their defaults, help and ALBC_<FLAG_IN_CAPS> environment variables are
+generated from the Config declaration in controller/config.py.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
 import threading
+from dataclasses import MISSING, asdict
 from pathlib import Path
+from typing import Any, get_type_hints
 
 import typer
 import yaml
 
 from controller import certs as certs_mod
-from controller.config import Config, RealAWSRefused, check_aws_endpoint
+from controller.config import (
+    Config,
+    RealAWSRefused,
+    check_aws_endpoint,
+    cli_default,
+    flags,
+    format_duration,
+    parse_duration,
+)
 from controller.log import configure, get_logger
 
 app = typer.Typer(
@@ -25,121 +37,54 @@ app = typer.Typer(
 )
 
 
-def _env(name: str) -> str:
-    return "ALBC_" + name.upper().replace("-", "_")
+def _duration(value: Any) -> float:
+    """Option parser for flags declared duration=True; typer also hands it the float default."""
+    return float(value) if isinstance(value, int | float) else parse_duration(str(value))
 
 
-@app.command()
-def run(
-    aws_endpoint_url: str = typer.Option(
-        ...,
-        "--aws-endpoint-url",
-        envvar=_env("aws-endpoint-url"),
-        help="ELBv2 endpoint (required; the fake AWS).",
-    ),
-    allow_real_aws: bool = typer.Option(
-        False,
-        "--allow-real-aws",
-        envvar=_env("allow-real-aws"),
-        help="Permit an endpoint on a real AWS domain.",
-    ),
-    region: str = typer.Option("us-east-1", "--region", envvar=_env("region")),
-    kubeconfig: str = typer.Option(
-        "",
-        "--kubeconfig",
-        envvar=_env("kubeconfig"),
-        help="Run out of cluster with this kubeconfig.",
-    ),
-    no_pod_watch: bool = typer.Option(
-        False,
-        "--no-pod-watch",
-        envvar=_env("no-pod-watch"),
-        help="Pre-v3.4: pod changes (ContainersReady) trigger no reconcile.",
-    ),
-    backoff_requeue: bool = typer.Option(
-        False,
-        "--backoff-requeue",
-        envvar=_env("backoff-requeue"),
-        help="Pre-v2.10: pending-gate requeue uses exponential backoff (5 ms .. 1000 s).",
-    ),
-    legacy_endpoints: bool = typer.Option(
-        False,
-        "--legacy-endpoints",
-        envvar=_env("legacy-endpoints"),
-        help="Read core/v1 Endpoints instead of EndpointSlices.",
-    ),
-    disable_fail_open: bool = typer.Option(
-        False,
-        "--disable-endpoints-fail-open",
-        envvar=_env("disable-endpoints-fail-open"),
-        help="Turn off the EndpointsFailOpen feature gate.",
-    ),
-    requeue_duration: float = typer.Option(
-        15.0,
-        "--targetgroupbinding-requeue-duration",
-        envvar=_env("targetgroupbinding-requeue-duration"),
-        help="Seconds between polls while a readiness gate is pending.",
-    ),
-    workers: int = typer.Option(
-        3, "--workers", envvar=_env("workers"), help="MaxConcurrentReconciles."
-    ),
-    sync_period: float = typer.Option(36000.0, "--sync-period", envvar=_env("sync-period")),
-    health_cache_ttl: float = typer.Option(
-        300.0,
-        "--target-health-cache-ttl",
-        envvar=_env("target-health-cache-ttl"),
-        help="Seconds a target group's health listing is cached (0 disables).",
-    ),
-    metrics_port: int = typer.Option(8080, "--metrics-port", envvar=_env("metrics-port")),
-    webhook_port: int = typer.Option(9443, "--webhook-port", envvar=_env("webhook-port")),
-    webhook_cert_dir: str = typer.Option(
-        "/tmp/k8s-webhook-server/serving-certs",
-        "--webhook-cert-dir",
-        envvar=_env("webhook-cert-dir"),
-    ),
-    disable_webhook: bool = typer.Option(
-        False, "--disable-webhook", envvar=_env("disable-webhook")
-    ),
-    leader_elect: bool = typer.Option(False, "--leader-elect", envvar=_env("leader-elect")),
-    leader_election_namespace: str = typer.Option(
-        "", "--leader-election-namespace", envvar=_env("leader-election-namespace")
-    ),
-    leader_election_id: str = typer.Option(
-        "alb-controller-leader", "--leader-election-id", envvar=_env("leader-election-id")
-    ),
-    log_level: str = typer.Option("info", "--log-level", envvar=_env("log-level")),
-) -> None:
+def _run_parameters() -> list[inspect.Parameter]:
+    """One typer option per Config switch: name, help, default and env var all come from the
+    field's declaration in controller/config.py."""
+    hints = get_type_hints(Config)
+    params = []
+    for f, fl in flags():
+        default = cli_default(f, fl)
+        opt = typer.Option(
+            ... if default is MISSING else default,
+            fl.option,
+            envvar=fl.envvar,
+            help=fl.help,
+            parser=_duration if fl.duration else None,
+            metavar="DURATION" if fl.duration else None,
+            show_default=format_duration(default) if fl.duration else True,
+        )
+        annotation = bool if fl.inverted else hints[f.name]
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=annotation
+            )
+        )
+    return params
+
+
+def run(**values: Any) -> None:
     """Run the controller until SIGTERM/SIGINT."""
-    configure(log_level)
+    cfg = Config.from_flags(values, pod_name=os.environ.get("POD_NAME", socket.gethostname()))
+    configure(cfg.log_level)
     log = get_logger("main")
     try:
-        check_aws_endpoint(aws_endpoint_url, allow_real_aws)
+        check_aws_endpoint(cfg.aws_endpoint_url, cfg.allow_real_aws)
     except (RealAWSRefused, ValueError) as e:
         log.error("refusing to start", error=str(e))
         raise typer.Exit(2) from e
-    cfg = Config(
-        aws_endpoint_url=aws_endpoint_url,
-        allow_real_aws=allow_real_aws,
-        region=region,
-        kubeconfig=kubeconfig or None,
-        no_pod_watch=no_pod_watch,
-        backoff_requeue=backoff_requeue,
-        legacy_endpoints=legacy_endpoints,
-        fail_open=not disable_fail_open,
-        requeue_seconds=requeue_duration,
-        workers=workers,
-        sync_period_seconds=sync_period,
-        target_health_cache_ttl=health_cache_ttl,
-        metrics_port=metrics_port,
-        webhook_port=webhook_port,
-        webhook_cert_dir=webhook_cert_dir,
-        enable_webhook=not disable_webhook,
-        leader_elect=leader_elect,
-        leader_election_namespace=leader_election_namespace or _own_namespace(),
-        leader_election_id=leader_election_id,
-        pod_name=os.environ.get("POD_NAME", socket.gethostname()),
-    )
+    if not cfg.leader_election_namespace:
+        cfg.leader_election_namespace = _own_namespace()
     run_controller(cfg)
+
+
+# typer reads a command's options from its signature; this one is generated from Config.
+run.__signature__ = inspect.Signature(_run_parameters())  # type: ignore[attr-defined]
+app.command()(run)
 
 
 def _own_namespace() -> str:
@@ -152,31 +97,23 @@ def run_controller(cfg: Config) -> None:
     from controller.aws import Boto3ELBv2, TargetsManager
     from controller.kube import KubeCluster, load_api_client
     from controller.leader import LeaderElector
-    from controller.manager import Controller
+    from controller.manager import Manager
     from controller.metrics import serve_metrics
     from controller.reconcile import Reconciler
     from controller.webhook import WebhookServer
 
     log = get_logger("main")
-    log.info(
-        "starting",
-        aws_endpoint_url=cfg.aws_endpoint_url,
-        no_pod_watch=cfg.no_pod_watch,
-        backoff_requeue=cfg.backoff_requeue,
-        legacy_endpoints=cfg.legacy_endpoints,
-        requeue_seconds=cfg.requeue_seconds,
-        workers=cfg.workers,
-    )
+    log.info("starting", **asdict(cfg))
     api_client = load_api_client(cfg.kubeconfig)
     kube = KubeCluster(api_client, legacy_endpoints=cfg.legacy_endpoints)
     targets = TargetsManager(
         Boto3ELBv2(cfg.aws_endpoint_url, cfg.region), cfg.target_health_cache_ttl
     )
-    ctl = Controller(kube, Reconciler(kube, targets, cfg), cfg)
-    kube.add_handler(ctl.handle)
+    mgr = Manager(kube, Reconciler(kube, targets, cfg), cfg)
+    kube.add_handler(mgr.handle)
     started = threading.Event()
     serve_metrics(
-        cfg.metrics_port, healthy=lambda: not started.is_set() or ctl.alive(), ready=kube.synced
+        cfg.metrics_port, healthy=lambda: not started.is_set() or mgr.alive(), ready=kube.synced
     )
     kube.start()
     if not kube.wait_synced(120):
@@ -192,8 +129,8 @@ def run_controller(cfg: Config) -> None:
             log.warning("webhook disabled: no tls.crt", cert_dir=cfg.webhook_cert_dir)
 
     def start() -> None:
-        ctl.enqueue_all()
-        ctl.start()
+        mgr.enqueue_all()
+        mgr.start()
         started.set()
         log.info("workers started", workers=cfg.workers)
 
@@ -210,7 +147,7 @@ def run_controller(cfg: Config) -> None:
         start()
     stop.wait()
     log.info("shutting down")
-    ctl.stop()
+    mgr.stop()
     if elector:
         elector.stop()
         elector.release()

@@ -50,7 +50,7 @@ def _slice_fingerprint(o: Obj) -> tuple[str, str]:
     )
 
 
-class Controller:
+class Manager:
     """Event handlers + work queue + worker threads around a Reconciler."""
 
     def __init__(

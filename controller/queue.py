@@ -2,7 +2,8 @@
 
 A key is never handed to two workers at once; a key added while it is being processed is
 queued again once the worker calls done(). Rate-limited adds back off exponentially per key
-(ALBC/controller-runtime: 5 ms doubling up to 1000 s) until forget().
+(ALBC: workqueue.NewItemExponentialFailureRateLimiter(5ms, max), max 1000 s unless
+--targetgroupbinding-max-exponential-backoff-delay) until forget().
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from collections import deque
 from collections.abc import Callable, Hashable
 
 from controller import metrics
+from controller.config import Config
 
 
 class ExponentialBackoff:
     """Per-key exponential delay: base * 2**failures, capped."""
 
-    def __init__(self, base: float = 0.005, cap: float = 1000.0) -> None:
+    def __init__(
+        self, base: float = Config.backoff_base_seconds, cap: float = Config.backoff_max_seconds
+    ) -> None:
         self.base = base
         self.cap = cap
         self._failures: dict[Hashable, int] = {}
@@ -141,8 +145,3 @@ class WorkQueue:
         """(due time, key) of delayed adds; for tests and debugging."""
         with self._cond:
             return [(t, k) for t, _, k in sorted(self._delayed)]
-
-    def idle(self) -> bool:
-        """No queued and no in-flight keys (delayed ones may remain)."""
-        with self._cond:
-            return not self._queue and not self._processing

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +46,6 @@ class Result:
     requeue: bool = False
     requeue_after: float = 0.0
     reason: str = ""
-
-
-class DuplicateARN(Exception):
-    """Another TargetGroupBinding already holds this target group ARN."""
 
 
 def creation_millis(obj: Obj) -> int:
@@ -319,15 +314,22 @@ class Reconciler:
             self._set_checkpoint(tgb, "")  # a crash mid-change must not leave a stale checkpoint
         if to_deregister:
             log.info(
-                "deregistering targets", tgb=tgb_id, arn=arn, targets=[t.key for t in to_deregister]
+                "deregistering targets",
+                action="deregister",
+                tgb=tgb_id,
+                namespace=ns,
+                arn=arn,
+                targets=[{"target": t.key} for t in to_deregister],
             )
             self.targets.deregister_targets(arn, to_deregister)
         if to_register:
             log.info(
                 "registering targets",
+                action="register",
                 tgb=tgb_id,
+                namespace=ns,
                 arn=arn,
-                targets=[f"{e.key}({e.pod_name})" for e in to_register],
+                targets=[{"target": e.key, "pod": e.pod_name} for e in to_register],
             )
             self.targets.register_targets(arn, [TargetInfo(e.ip, e.port) for e in to_register])
 
@@ -366,9 +368,11 @@ class Reconciler:
             if targets:
                 log.info(
                     "deregistering all targets",
+                    action="deregister",
                     tgb=f"{md.get('namespace')}/{md['name']}",
+                    namespace=md.get("namespace", ""),
                     arn=arn,
-                    targets=[t.key for t in targets],
+                    targets=[{"target": t.key} for t in targets],
                 )
                 self.targets.deregister_targets(arn, targets)
         except AWSError as e:
@@ -386,12 +390,3 @@ class Reconciler:
                     gates.TGB_DELETED_HEALTH,
                     f"{md.get('namespace')}/{md['name']}",
                 )
-
-
-def timed_reconcile(r: Reconciler, key: Key) -> tuple[Result | None, BaseException | None, float]:
-    """Run one reconcile and measure it (wall seconds); errors are returned, not raised."""
-    start = time.monotonic()
-    try:
-        return r.reconcile(key), None, time.monotonic() - start
-    except Exception as e:
-        return None, e, time.monotonic() - start

@@ -1,8 +1,8 @@
 """Endpoint resolution for IP targets: which pod IP:port pairs belong in the target group.
 
 Works on plain dicts shaped like the Kubernetes API JSON (camelCase), the same shapes the
-informer caches hold. Rules follow shared/reference/albc-controller.md (ALBC v3.5
-pkg/backend/endpoint_resolver.go).
+informer caches hold. Rules follow kubernetes-sigs/aws-load-balancer-controller
+pkg/backend/endpoint_resolver.go at v3.5.0.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Running external tools (docker, kind, build scripts) with their output kept for errors.
+"""Running external tools (docker, kind, build scripts): the one place the testbed starts them.
 
 A long build prints a lot; we keep it in a log file and show its tail only when it fails, so
 the user sees progress lines from us and the tool's own words when something goes wrong.
@@ -10,12 +10,15 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.console import StepFailed
 
+Args = Sequence[str | os.PathLike[str]]
 
-def run(args: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
+
+def run(args: Args, *, env: Mapping[str, str] | None = None,
         cwd: Path | None = None, log_name: str | None = None, hint: str = "",
         timeout: float | None = None) -> str:
     """Run a command, return its stdout; on failure raise StepFailed with the log's tail."""
@@ -40,10 +43,28 @@ def run(args: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None
     return done.stdout
 
 
-def ok(args: Sequence[str], timeout: float = 30) -> bool:
-    """True when the command exits 0; used for cheap probes (image exists? engine up?)."""
+@dataclass(frozen=True)
+class Attempt:
+    code: int | None  # None: the program is missing or ran past its timeout
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+def attempt(args: Args, *, timeout: float = 30, merge_stderr: bool = False) -> Attempt:
+    """Run a command whose failure is an answer, not an error: probes (is the engine up? which
+    kind version?) and best-effort clean-up after an error that is already being reported."""
     try:
-        return subprocess.run(list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=timeout).returncode == 0
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return False
+        done = subprocess.run([str(a) for a in args], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL,
+                              text=True, errors="replace", timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return Attempt(None, "")
+    return Attempt(done.returncode, done.stdout)
+
+
+def ok(args: Args, timeout: float = 30) -> bool:
+    """True when the command exits 0."""
+    return attempt(args, timeout=timeout).ok

@@ -1,1 +1,1 @@
-"""The kind cluster: Docker engine, kind binary, cluster lifecycle."""
+"""The kind cluster: kind binary and config, cluster lifecycle, containers beside it."""

@@ -5,15 +5,15 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from testbed.cluster import lifecycle
+from testbed.cluster import kindconfig, lifecycle
 from testbed.console import StepFailed, err
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command()
-def up(workers: int = typer.Option(0, min=0, max=8, help="Worker nodes besides the "
-                                                        "control plane.")) -> None:
+def up(workers: int = typer.Option(kindconfig.DEFAULT_WORKERS, min=0, max=8,
+                                   help="Worker nodes besides the control plane.")) -> None:
     """Create the kind cluster `alb-testbed` (reused if it already exists) and wait until usable."""
     try:
         path = lifecycle.up(workers)
@@ -26,9 +26,14 @@ def up(workers: int = typer.Option(0, min=0, max=8, help="Worker nodes besides t
 
 @app.command()
 def down() -> None:
-    """Delete the cluster (nothing happens if it does not exist)."""
-    if not lifecycle.down():
-        err.print("no cluster to delete")
+    """Delete the cluster and the containers the testbed started beside it (the fake AWS)."""
+    try:
+        deleted = lifecycle.down()
+    except StepFailed as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    if not deleted:
+        err.print("no cluster or container to delete")
 
 
 @app.command()

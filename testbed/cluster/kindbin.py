@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
+from testbed import proc
 from testbed.images import build, versions
 
 
 def _version_of(binary: str) -> str | None:
-    try:
-        out = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    parts = out.stdout.split()
-    return parts[1] if len(parts) > 1 else None
+    done = proc.attempt([binary, "version"], timeout=10)
+    parts = done.output.split()
+    return parts[1] if done.ok and len(parts) > 1 else None
 
 
 def kind_binary() -> Path:

@@ -8,6 +8,9 @@ from typing import Any
 import yaml
 
 CLUSTER_NAME = "alb-testbed"
+# The shape every front door makes (testbed cluster up, make, runs, e2e): with one worker,
+# pods land on two nodes, so the podCIDR -> node routes beside the cluster are exercised.
+DEFAULT_WORKERS = 1
 
 
 def host_is_cgroup_v1() -> bool:
@@ -28,7 +31,9 @@ def render(name: str, workers: int, image: str) -> dict[str, Any]:
         "networking": {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/16"},
     }
     if host_is_cgroup_v1():
-        # Kubelet >= 1.35 refuses cgroup v1 unless told otherwise; 1.34 accepts the field.
+        # Kubelet >= 1.35 refuses cgroup v1 unless failCgroupV1 is false (KEP-5573,
+        # https://github.com/kubernetes/kubernetes/pull/134298); the field exists since 1.31,
+        # so the patch is safe whichever version the node image holds.
         config["kubeadmConfigPatches"] = [
             "kind: KubeletConfiguration\nfailCgroupV1: false\n",
         ]

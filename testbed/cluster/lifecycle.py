@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kubernetes import client, config
 
-from testbed import proc
-from testbed.cluster import engine, kindconfig
+from testbed import docker, proc
+from testbed.cluster import kindconfig, network
 from testbed.cluster.kindbin import kind_binary
 from testbed.console import StepFailed, info, step
 from testbed.images import build
@@ -27,18 +26,11 @@ def kubeconfig_path(name: str = kindconfig.CLUSTER_NAME) -> Path:
 
 
 def exists(name: str = kindconfig.CLUSTER_NAME) -> bool:
-    try:
-        out = subprocess.run([str(kind_binary()), "get", "clusters"], capture_output=True,
-                             text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return name in out.split()
+    return name in proc.attempt([kind_binary(), "get", "clusters"]).output.split()
 
 
 def node_containers(name: str = kindconfig.CLUSTER_NAME) -> list[str]:
-    out = proc.run(["docker", "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={name}",
-                    "--format", "{{.Names}}"], log_name="docker-ps")
-    return sorted(out.split())
+    return docker.containers(f"io.x-k8s.kind.cluster={name}")
 
 
 def api(name: str = kindconfig.CLUSTER_NAME, kubeconfig: Path | None = None) -> client.ApiClient:
@@ -82,9 +74,9 @@ def wait_usable(name: str = kindconfig.CLUSTER_NAME, expected_nodes: int | None 
         _wait("the default ServiceAccount", sa_ready)
 
 
-def up(workers: int = 0, name: str = kindconfig.CLUSTER_NAME) -> Path:
+def up(workers: int = kindconfig.DEFAULT_WORKERS, name: str = kindconfig.CLUSTER_NAME) -> Path:
     """Create the cluster unless it exists with the same shape; return its kubeconfig path."""
-    engine.ensure_docker()
+    docker.ensure_engine()
     kind = kind_binary()
     if exists(name):
         have = len(node_containers(name))
@@ -108,10 +100,8 @@ def up(workers: int = 0, name: str = kindconfig.CLUSTER_NAME) -> Path:
             wait_usable(name, workers + 1)
         except StepFailed as exc:
             logs = cache_dir() / "failed-cluster-logs"
-            subprocess.run([str(kind), "export", "logs", str(logs), "--name", name],
-                           capture_output=True, timeout=300)
-            subprocess.run([str(kind), "delete", "cluster", "--name", name],
-                           capture_output=True, timeout=300)
+            proc.attempt([kind, "export", "logs", logs, "--name", name], timeout=300)
+            proc.attempt([kind, "delete", "cluster", "--name", name], timeout=300)
             raise StepFailed(f"{exc}\nkind's node logs were saved to {logs} and the half-made "
                              "cluster was deleted. Look at kubelet.log and journal.log there; "
                              "then re-run `testbed cluster up`.") from exc
@@ -119,8 +109,17 @@ def up(workers: int = 0, name: str = kindconfig.CLUSTER_NAME) -> Path:
 
 
 def down(name: str = kindconfig.CLUSTER_NAME) -> bool:
+    """Delete the cluster and the containers started beside it (the fake AWS); False when
+    there was nothing to delete."""
+    if not docker.engine_answers():
+        return False  # neither kind nodes nor containers beside them run without an engine
+    # Containers first: they route to the nodes, and one left behind outlives its cluster.
+    beside = network.beside(name)
+    if beside:
+        with step(f"removing {', '.join(beside)} (started beside cluster {name})"):
+            docker.remove(*beside)
     if not exists(name):
-        return False
+        return bool(beside)
     with step(f"deleting kind cluster {name}"):
         proc.run([kind_binary(), "delete", "cluster", "--name", name], log_name="kind-delete")
     kubeconfig_path(name).unlink(missing_ok=True)

@@ -8,18 +8,24 @@ the host (or macOS, where container IPs are unreachable) reaches them.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubernetes import client
 
-from testbed import proc
+from testbed import docker
+from testbed.cluster import kindconfig
 
 KIND_NETWORK = "kind"
+# Valued with the cluster's name, so `testbed cluster down` finds and removes what was started
+# beside that cluster only (kind's nodes carry io.x-k8s.kind.cluster=<name> the same way).
+BESIDE_CLUSTER_LABEL = "albtb.beside-cluster"
 
 
 @dataclass
-class Sidecar:
+class NetworkContainer:
+    """A container on the kind network, reachable from the host through published ports."""
+
     name: str
     ip: str
     published: dict[int, int] = field(default_factory=dict)  # container port -> host port
@@ -37,45 +43,38 @@ def pod_routes(api: client.ApiClient) -> list[tuple[str, str]]:
 
 def install_routes(container: str, routes: list[tuple[str, str]]) -> None:
     for cidr, via in routes:
-        proc.run(["docker", "exec", container, "ip", "route", "replace", cidr, "via", via],
-                 log_name="ip-route", hint="the container needs NET_ADMIN and iproute2.")
+        docker.exec_in(container, ["ip", "route", "replace", cidr, "via", via],
+                       hint="the container needs NET_ADMIN and iproute2.")
 
 
 def start(name: str, image: str, command: list[str], *, api: client.ApiClient,
-          publish: list[int] = (), env: dict[str, str] | None = None,  # type: ignore[assignment]
-          labels: dict[str, str] | None = None) -> Sidecar:
-    """(Re)start a container on the kind network with routes to every node's pods."""
-    proc.ok(["docker", "rm", "-f", name])
-    args = ["docker", "run", "-d", "--name", name, "--network", KIND_NETWORK,
-            "--cap-add", "NET_ADMIN", "--label", "albtb.sidecar=true"]
-    for port in publish:
-        args += ["-p", f"127.0.0.1::{port}"]
-    for key, value in (env or {}).items():
-        args += ["-e", f"{key}={value}"]
-    for key, value in (labels or {}).items():
-        args += ["--label", f"{key}={value}"]
-    proc.run([*args, image, *command], log_name=f"docker-run-{name}")
+          cluster: str = kindconfig.CLUSTER_NAME, publish: Sequence[int] = (),
+          env: Mapping[str, str] | None = None,
+          labels: Mapping[str, str] | None = None) -> NetworkContainer:
+    """(Re)start a container on the kind network with routes to every pod of `cluster` (`api`
+    must be that cluster's client); `testbed cluster down` removes it with the cluster."""
+    docker.discard(name)
+    docker.run_detached(name, image, command, network=KIND_NETWORK, cap_add=["NET_ADMIN"],
+                        publish=[f"127.0.0.1::{port}" for port in publish], env=env,
+                        labels={**(labels or {}), BESIDE_CLUSTER_LABEL: cluster})
     install_routes(name, pod_routes(api))
     return inspect(name)
 
 
-def inspect(name: str) -> Sidecar:
-    info = json.loads(proc.run(["docker", "inspect", name], log_name="docker-inspect"))[0]
-    ip = info["NetworkSettings"]["Networks"][KIND_NETWORK]["IPAddress"]
+def inspect(name: str) -> NetworkContainer:
+    settings = docker.inspect(name)["NetworkSettings"]
     published = {}
-    for key, bindings in (info["NetworkSettings"]["Ports"] or {}).items():
+    for key, bindings in (settings["Ports"] or {}).items():
         if bindings:
             published[int(key.split("/")[0])] = int(bindings[0]["HostPort"])
-    return Sidecar(name=name, ip=ip, published=published)
+    return NetworkContainer(name=name, ip=settings["Networks"][KIND_NETWORK]["IPAddress"],
+                            published=published)
 
 
 def stop(name: str) -> None:
-    proc.ok(["docker", "rm", "-f", name])
+    docker.discard(name)
 
 
-def logs(name: str, tail: int = 40) -> str:
-    import subprocess
-
-    done = subprocess.run(["docker", "logs", "--tail", str(tail), name], capture_output=True,
-                          text=True, timeout=30)
-    return done.stdout + done.stderr
+def beside(cluster: str) -> list[str]:
+    """Names of the containers started beside `cluster`, running or not."""
+    return docker.containers(f"{BESIDE_CLUSTER_LABEL}={cluster}")

@@ -1,10 +1,18 @@
-"""Demo app settings, one field per knob a scenario can turn."""
+"""The demo app's knobs, declared once: the scenario's `app:` section, the
+`testbed demoapp serve` flags and the DEMO_* env vars pods get all derive from DemoBehaviour."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from testbed.declare import Declared, Int, Num
+
+ENV_PREFIX = "DEMO_"
 
 
 class OnSigterm(StrEnum):
@@ -15,35 +23,51 @@ class OnSigterm(StrEnum):
     ignore = "ignore"  # keep serving until the kubelet's SIGKILL
 
 
+class DemoBehaviour(Declared):
+    """How the demo app behaves; one field per knob a scenario can turn."""
+
+    on_sigterm: Literal["exit", "drain", "ignore"] = Field(
+        "drain", description="`exit`: die at once (in-flight requests are cut); `drain`: close "
+        "the listener, close idle keep-alive connections, finish in-flight requests (at most "
+        "`drainSeconds`), exit 0; `ignore`: keep serving until SIGKILL.")
+    drain_seconds: Annotated[Num, Field(ge=0, le=3600)] = Field(
+        5.0, description="`drain` only: longest wait for in-flight requests.")
+    keep_alive_timeout_seconds: Annotated[Num, Field(ge=0.1, le=4000)] = Field(
+        75.0, description="The app closes idle keep-alive connections after this; shorter than "
+        "`alb.idleTimeoutSeconds` invites the 502 race.")
+    startup_delay_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
+        0.0, description="Sleep before listening (connection refused meanwhile).")
+    ready_after_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
+        0.0, description="`/ready` answers 503 for this long after listening.")
+    latency_ms: Annotated[Num, Field(ge=0, le=600000)] = Field(
+        0.0, description="Added latency of `GET /`.")
+    health_code: Annotated[Int, Field(ge=100, le=599)] = Field(
+        200, description="Status of `/healthz` (the default health check path); e.g. 500 "
+        "makes ELB health checks fail while `/ready` passes.")
+    # A slow-warming app: its ALB health check fails at first while its kubelet readiness
+    # probe on /ready already passes.
+    healthy_after_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
+        0.0, description="`/healthz` answers 503 until this many seconds after the app "
+        "listens (a slow-warming app).")
+
+
+class DemoServe(DemoBehaviour):
+    """`testbed demoapp serve`: the behaviour plus where to listen."""
+
+    port: Annotated[Int, Field(ge=0, le=65535)] = Field(8080, description="Listening port.")
+    host: str = Field("0.0.0.0", description="Listening address.")
+
+
 @dataclass(frozen=True)
 class DemoConfig:
-    """Knobs of the demo app (flags and DEMO_* env vars map onto these fields)."""
+    """What the running app needs: its settings plus who it is (from the downward API)."""
 
-    port: int = 8080
-    host: str = "0.0.0.0"
-    startup_delay: float = 0.0
-    ready_after: float = 0.0
-    latency_ms: float = 0.0
-    keepalive_timeout: float = 75.0
-    on_sigterm: OnSigterm = OnSigterm.drain
-    drain_seconds: float = 5.0
-    health_code: int = 200
-    # /healthz answers 503 until this many seconds after listening (a slow-warming app whose
-    # ALB health check fails at first while its kubelet readiness probe already passes)
-    healthy_after: float = 0.0
+    settings: DemoServe = field(default_factory=DemoServe)
     pod: str = field(default_factory=lambda: os.environ.get("POD_NAME", "local"))
     version: str = field(default_factory=lambda: os.environ.get("APP_VERSION", "v0"))
 
 
-# Env var names; the scenario renderer uses the same table so they cannot drift apart.
-ENV_VARS: dict[str, str] = {
-    "port": "DEMO_PORT",
-    "startup_delay": "DEMO_STARTUP_DELAY",
-    "ready_after": "DEMO_READY_AFTER",
-    "latency_ms": "DEMO_LATENCY_MS",
-    "keepalive_timeout": "DEMO_KEEPALIVE_TIMEOUT",
-    "on_sigterm": "DEMO_ON_SIGTERM",
-    "drain_seconds": "DEMO_DRAIN_SECONDS",
-    "health_code": "DEMO_HEALTH_CODE",
-    "healthy_after": "DEMO_HEALTHY_AFTER",
-}
+def env_for(behaviour: DemoBehaviour) -> dict[str, str]:
+    """DEMO_* variables that make `testbed demoapp serve` behave as `behaviour` says."""
+    return {ENV_PREFIX + name.upper(): str(getattr(behaviour, name))
+            for name in DemoBehaviour.model_fields}

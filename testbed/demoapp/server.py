@@ -37,7 +37,7 @@ class DemoApp:
 
     def __init__(self, cfg: DemoConfig, hard_exit: Callable[[int], None] = os._exit) -> None:
         self.cfg = cfg
-        self.health_code = cfg.health_code
+        self.health_code = cfg.settings.health_code
         self.ready_override: bool | None = None
         self.listening_at: float | None = None
         self.terminating = False
@@ -56,12 +56,12 @@ class DemoApp:
             return False
         if self.ready_override is not None:
             return self.ready_override
-        return time.monotonic() - self.listening_at >= self.cfg.ready_after
+        return time.monotonic() - self.listening_at >= self.cfg.settings.ready_after_seconds
 
     async def root(self, request: web.Request) -> web.Response:
         self.in_flight += 1
         try:
-            latency = float(request.query.get("latency_ms", self.cfg.latency_ms))
+            latency = float(request.query.get("latency_ms", self.cfg.settings.latency_ms))
             if latency > 0:
                 await asyncio.sleep(latency / 1000.0)
             self.served += 1
@@ -76,9 +76,10 @@ class DemoApp:
         return web.json_response({"ready": ok}, status=200 if ok else 503)
 
     async def healthz(self, request: web.Request) -> web.Response:
+        warm_up = self.cfg.settings.healthy_after_seconds
         warming = (self.listening_at is None
-                   or time.monotonic() - self.listening_at < self.cfg.healthy_after)
-        code = 503 if warming and self.cfg.healthy_after > 0 else self.health_code
+                   or time.monotonic() - self.listening_at < warm_up)
+        code = 503 if warming and warm_up > 0 else self.health_code
         return web.json_response({"code": code}, status=code)
 
     async def admin_ready(self, request: web.Request) -> web.Response:
@@ -122,7 +123,7 @@ class DemoApp:
         self._stop.set()
 
     def on_sigterm(self) -> None:
-        mode = self.cfg.on_sigterm
+        mode = OnSigterm(self.cfg.settings.on_sigterm)
         log_event("sigterm", mode=mode.value, in_flight=self.in_flight)
         if mode is OnSigterm.ignore:
             return
@@ -142,23 +143,24 @@ class DemoApp:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, cb)  # fails off the main thread (tests)
         log_event("starting", pod=cfg.pod, version=cfg.version, config=_cfg_dict(cfg))
-        if cfg.startup_delay > 0:
+        if cfg.settings.startup_delay_seconds > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), cfg.startup_delay)
+                await asyncio.wait_for(self._stop.wait(), cfg.settings.startup_delay_seconds)
             if self._stop.is_set():
                 log_event("exit", code=0, reason="stopped during start-up")
                 return 0
         runner = web.AppRunner(self.make_app(), access_log=None,
-                               keepalive_timeout=cfg.keepalive_timeout)
+                               keepalive_timeout=cfg.settings.keep_alive_timeout_seconds)
         await runner.setup()
         assert runner.server is not None
-        server = await loop.create_server(runner.server, cfg.host, cfg.port, reuse_address=True,
-                                          backlog=1024)
+        server = await loop.create_server(runner.server, cfg.settings.host, cfg.settings.port,
+                                          reuse_address=True, backlog=1024)
         self.bound_port = server.sockets[0].getsockname()[1]
         self.listening_at = time.monotonic()
-        log_event("listening", port=self.bound_port, ready_after=cfg.ready_after)
-        if cfg.ready_after > 0 and self.ready_override is None:
-            loop.call_later(cfg.ready_after, self._log_ready)
+        log_event("listening", port=self.bound_port,
+                  ready_after=cfg.settings.ready_after_seconds)
+        if cfg.settings.ready_after_seconds > 0 and self.ready_override is None:
+            loop.call_later(cfg.settings.ready_after_seconds, self._log_ready)
         await self._stop.wait()
         self.terminating = True
         server.close()
@@ -171,7 +173,7 @@ class DemoApp:
         if self.in_flight:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), cfg.drain_seconds)
+                await asyncio.wait_for(self._idle.wait(), cfg.settings.drain_seconds)
         await runner.server.shutdown(0.1)
         log_event("drained", in_flight=self.in_flight,
                   seconds=round(time.monotonic() - started, 3))
@@ -185,4 +187,4 @@ class DemoApp:
 
 
 def _cfg_dict(cfg: DemoConfig) -> dict[str, Any]:
-    return {k: (v.value if isinstance(v, OnSigterm) else v) for k, v in vars(cfg).items()}
+    return cfg.settings.model_dump()

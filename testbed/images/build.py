@@ -15,9 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from testbed import proc
+from testbed import docker, proc
 from testbed.console import StepFailed, info, step
-from testbed.images import docker, versions
+from testbed.images import versions
 from testbed.images.inputs import digest
 from testbed.paths import IMAGES_DIR, REPO_ROOT, bin_dir
 
@@ -132,8 +132,7 @@ def project_image() -> str:
         proc.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", wheels, REPO_ROOT],
                  log_name="pip-wheel", hint="pip must reach PyPI (or a mirror) from the host.")
         shutil.copy(IMAGES_DIR / "project/Dockerfile", Path(tmp) / "Dockerfile")
-        proc.run(["docker", "build", "-q", "--build-arg", f"BASE={base}", "-t", tag, tmp],
-                 log_name="build-project")
-    proc.run(["docker", "tag", tag, f"{PROJECT_IMAGE_REPO}:dev"], log_name="tag")
+        docker.build(Path(tmp), tag, {"BASE": base})
+    docker.tag(tag, f"{PROJECT_IMAGE_REPO}:dev")
     info(f"project image size: {docker.image_size(tag) / 2**20:.0f} MiB")
     return tag

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # headless: CI and containers have no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from testbed.report.build import Report  # noqa: E402
+from testbed.report.model import Report  # noqa: E402
 from testbed.report.timeline import BIN_SECONDS, Span, build_lanes, error_bins, ok_bins  # noqa: E402
 
 POD_COLORS = {"pending": "#c7c7c7", "not_ready": "#ffd966", "ready": "#6aa84f",
@@ -20,8 +20,7 @@ TARGET_COLORS = {"initial": "#ffd966", "healthy": "#6aa84f", "unhealthy": "#cc00
                  "draining": "#e69138", "unused": "#999999", "unavailable": "#674ea7"}
 CLASS_COLORS = ["#cc0000", "#3d85c6", "#e69138", "#674ea7", "#000000", "#a64d79", "#45818e",
                 "#bf9000"]
-POD_MARKS = {"gate_true": ("*", "black"), "sigterm": ("x", "#cc0000"), "exit": ("X", "black"),
-             "listener_closed": ("4", "#cc0000")}
+POD_MARKS = {"gate_true": ("*", "black")}
 ACTION_MARKS = {"register": ("^", "#38761d"), "deregister": ("v", "#cc0000"),
                 "gate": ("o", "#3d85c6")}
 

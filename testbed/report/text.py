@@ -12,7 +12,7 @@ from rich.text import Text
 
 from testbed.loadgen.records import OK
 from testbed.loadgen.summary import format_vegeta
-from testbed.report.build import Report
+from testbed.report.model import Report
 
 WINDOW_GAP = 1.0  # errors closer than this (seconds) belong to one window
 

@@ -51,8 +51,7 @@ class Lanes:
 _POD_PHASE = {"created": "pending", "scheduled": "pending", "containers_ready": "not_ready",
               "ready": "ready", "gate_true": "ready", "not_ready": "not_ready",
               "terminating": "terminating", "deleted": None}
-_POD_MARKS = ("containers_ready", "gate_true", "ready", "listening", "sigterm",
-              "listener_closed", "exit")
+_POD_MARKS = ("containers_ready", "gate_true", "ready")
 
 
 def _spans(row: str, changes: list[tuple[float, str | None]], end: float) -> list[Span]:

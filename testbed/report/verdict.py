@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from testbed.loadgen.summary import Summary
-from testbed.scenario.model import ExpectSpec
+from testbed.scenario.model import Expect
 
 
 @dataclass
@@ -18,7 +18,7 @@ def _classes(summary: Summary) -> str:
     return ", ".join(f"{k}:{v}" for k, v in summary.error_classes.items()) or "none"
 
 
-def evaluate(expect: ExpectSpec, summary: Summary, *, rollout_stalled: bool | None = None,
+def evaluate(expect: Expect, summary: Summary, *, rollout_stalled: bool | None = None,
              rollout_seconds: float | None = None,
              registration_lag: float | None = None) -> Verdict:
     """Compare the load summary (and the rollout outcome, when known) with the expectation."""
@@ -36,7 +36,7 @@ def evaluate(expect: ExpectSpec, summary: Summary, *, rollout_stalled: bool | No
         if summary.errors < expect.min_errors:
             fails.append(f"expected at least {expect.min_errors} errors (the bug should "
                          f"reproduce), got {summary.errors}")
-        allowed = set(expect.classes)
+        allowed = {str(c) for c in expect.classes}  # YAML may give 502 as a number
         unexpected = {k: v for k, v in summary.error_classes.items() if k not in allowed}
         if allowed and unexpected:
             fails.append("unexpected error classes " +
@@ -65,7 +65,7 @@ def evaluate(expect: ExpectSpec, summary: Summary, *, rollout_stalled: bool | No
     return Verdict(ok=not fails, reasons=fails or notes)
 
 
-def _check_registration_lag(expect: ExpectSpec, lag: float | None, fails: list[str],
+def _check_registration_lag(expect: Expect, lag: float | None, fails: list[str],
                             notes: list[str]) -> None:
     lo, hi = expect.min_registration_lag_seconds, expect.max_registration_lag_seconds
     if lo is None and hi is None:

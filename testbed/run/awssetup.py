@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from testbed.scenario import plan
 from testbed.scenario.model import Scenario
-from testbed.scenario.render import render_aws
 
 
 def clients(endpoint_url: str) -> tuple[Any, Any]:
@@ -36,18 +36,19 @@ def create(sc: Scenario, endpoint_url: str, name: str, listener_port: int) -> Al
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
                           AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
         for i, z in enumerate("ab"))
-    plan = render_aws(sc, name=name, vpc_id=vpc, subnets=subnets)
-    lb = elbv2.create_load_balancer(**plan["create_load_balancer"])["LoadBalancers"][0]
+    calls = plan.aws_calls(sc, name=name, vpc_id=vpc, subnets=subnets,
+                           listener_port=listener_port)
+    lb = elbv2.create_load_balancer(**calls["create_load_balancer"])["LoadBalancers"][0]
     lb_arn = lb["LoadBalancerArn"]
     elbv2.modify_load_balancer_attributes(
-        **{**plan["modify_load_balancer_attributes"], "LoadBalancerArn": lb_arn})
-    tg_arn = elbv2.create_target_group(**plan["create_target_group"])["TargetGroups"][0][
+        **{**calls["modify_load_balancer_attributes"], "LoadBalancerArn": lb_arn})
+    tg_arn = elbv2.create_target_group(**calls["create_target_group"])["TargetGroups"][0][
         "TargetGroupArn"]
     elbv2.modify_target_group_attributes(
-        **{**plan["modify_target_group_attributes"], "TargetGroupArn": tg_arn})
+        **{**calls["modify_target_group_attributes"], "TargetGroupArn": tg_arn})
     listener_arn = None
-    if plan["create_listener"]:
-        listener = {**plan["create_listener"], "LoadBalancerArn": lb_arn, "Port": listener_port,
+    if calls["create_listener"]:
+        listener = {**calls["create_listener"], "LoadBalancerArn": lb_arn,
                     "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg_arn}]}
         listener_arn = elbv2.create_listener(**listener)["Listeners"][0]["ListenerArn"]
     return AlbSetup(lb_arn, tg_arn, listener_arn, listener_port)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from testbed.cluster.kindconfig import DEFAULT_WORKERS
 from testbed.console import StepFailed, err
 from testbed.report.text import print_report
 from testbed.run.runner import RunResult, ensure_stack, run
@@ -41,7 +42,8 @@ def run_many(names: list[str], out: Path, workers: int) -> list[RunResult]:
 def run_cmd(scenarios: list[str] = typer.Argument(..., help="Scenario files or built-in names "
                                                   "(`testbed scenario list`)."),
             out: Path = typer.Option(Path("reports"), help="Where reports are written."),
-            workers: int = typer.Option(1, help="Worker nodes if the cluster must be made.")
+            workers: int = typer.Option(DEFAULT_WORKERS,
+                                        help="Worker nodes if the cluster must be made.")
             ) -> None:
     """Run scenarios against the cluster; exit 1 if any outcome differs from its expectation."""
     results = run_many(scenarios, out, workers)
@@ -52,7 +54,7 @@ def run_cmd(scenarios: list[str] = typer.Argument(..., help="Scenario files or b
 def demo_cmd(out: Path = typer.Option(Path("reports"))) -> None:
     """The main job: the bug (no readiness gate) and its fix (gate), one after the other."""
     start = time.monotonic()
-    results = run_many(list(DEMO_PAIR), out, workers=1)
+    results = run_many(list(DEMO_PAIR), out, workers=DEFAULT_WORKERS)
     err.rule("demo summary")
     for r in results:
         s = r.report.summary

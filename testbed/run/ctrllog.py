@@ -1,18 +1,22 @@
 """Controller actions for a report, read from the controller's JSON-lines log.
 
 The testbed knows the controller only through what it publishes: its log lines (one JSON object
-each, with `ts`, `msg` and fields such as `tgb`, `targets`, `pod`) read through the Kubernetes
-pod-log API. Lines that are not JSON, or belong to another namespace's bindings, are skipped.
+each) read through the Kubernetes pod-log API. A line the report needs carries a stable `action`
+field (docs/controller.md, "Observability"): `register` / `deregister` with `tgb`, `namespace`
+and `targets` (objects with `target` "ip:port" and, for register, `pod`), and `gate` with `tgb`,
+`namespace`, `pod`, `status`, `reason`. Message text is never matched, so rewording a log
+message cannot empty a report. Lines that are not JSON, carry no action, or belong to another
+namespace's bindings are skipped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from typing import Any
 
-_TARGET = re.compile(r"^(?P<target>[^()]+?)(?:\((?P<pod>[^()]*)\))?$")
+TARGET_ACTIONS = ("register", "deregister")
+GATE_ACTION = "gate"
 
 
 def _epoch(ts: str) -> float | None:
@@ -25,11 +29,10 @@ def _epoch(ts: str) -> float | None:
 def _targets(rec: dict[str, Any], kind: str, ts: float, tgb: str) -> list[dict[str, Any]]:
     out = []
     for item in rec.get("targets") or []:
-        m = _TARGET.match(str(item))
-        if m is None:
+        if not isinstance(item, dict) or not item.get("target"):
             continue
-        out.append({"ts": ts, "kind": kind, "tgb": tgb, "target": m["target"],
-                    "pod": m["pod"] or ""})
+        out.append({"ts": ts, "kind": kind, "tgb": tgb, "target": str(item["target"]),
+                    "pod": str(item.get("pod") or "")})
     return out
 
 
@@ -44,16 +47,16 @@ def parse_actions(log_text: str, namespace: str) -> list[dict[str, Any]]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        tgb = str(rec.get("tgb") or "")
-        ts = _epoch(str(rec.get("ts") or ""))
-        if ts is None or not tgb.startswith(f"{namespace}/"):
+        if not isinstance(rec, dict) or rec.get("namespace") != namespace:
             continue
-        msg = rec.get("msg")
-        if msg == "registering targets":
-            actions += _targets(rec, "register", ts, tgb)
-        elif msg in ("deregistering targets", "deregistering all targets"):
-            actions += _targets(rec, "deregister", ts, tgb)
-        elif msg == "pod condition updated":
+        action = rec.get("action")
+        ts = _epoch(str(rec.get("ts") or ""))
+        if ts is None:
+            continue
+        tgb = str(rec.get("tgb") or "")
+        if action in TARGET_ACTIONS:
+            actions += _targets(rec, action, ts, tgb)
+        elif action == GATE_ACTION:
             actions.append({"ts": ts, "kind": "gate", "tgb": tgb, "pod": rec.get("pod") or "",
                             "target": "", "status": rec.get("status"),
                             "reason": rec.get("reason")})

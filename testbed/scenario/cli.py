@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from testbed.scenario import docs
 from testbed.scenario.loader import ScenarioError, builtin_names, load_builtin, load_scenario
 
 app = typer.Typer(no_args_is_help=True)
@@ -42,6 +44,27 @@ def show(file: str = typer.Argument(..., help="Scenario YAML file or built-in na
     typer.echo(json.dumps(sc.to_dict(), indent=2))
 
 
+@app.command()
+def schema() -> None:
+    """Print the scenario JSON Schema (for editors: yaml-language-server's `$schema`)."""
+    typer.echo(json.dumps(docs.json_schema(), indent=2))
+
+
+@app.command("docs")
+def docs_cmd(write: Path | None = typer.Option(
+        None, help="Rewrite the field tables in this Markdown file (between its markers).")
+             ) -> None:
+    """Print the field tables generated from the scenario model, or update a document."""
+    if write is None:
+        typer.echo(docs.field_tables(), nl=False)
+        return
+    try:
+        changed = docs.write(write)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"{write}: {'updated' if changed else 'already current'}")
+
+
 @app.command("list")
 def list_() -> None:
     """List the built-in scenarios and what each expects."""
@@ -50,7 +73,7 @@ def list_() -> None:
         sc = load_builtin(name)
         exp = sc.expect
         what = "zero errors" if exp.errors == "none" else (
-            "errors " + (",".join(exp.classes) or "allowed"))
+            "errors " + (",".join(map(str, exp.classes)) or "allowed"))
         if exp.rollout_stalls:
             what += ", rollout stalls"
         if exp.min_rollout_seconds is not None:

@@ -1,21 +1,26 @@
-"""Read, validate, default-fill and type a scenario; every mistake gets a path and a hint."""
+"""Read and validate a scenario; every mistake gets its path, YAML line and column, and a hint.
+
+The model (testbed/scenario/model.py) decides what is valid; this module only turns pydantic's
+errors into one readable line each, all of them at once.
+"""
 
 from __future__ import annotations
 
-import copy
 import difflib
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
-from testbed.scenario.model import Scenario, from_data
-from testbed.scenario.schema import SCHEMA
+from testbed.declare import expected, nested_model
+from testbed.scenario.model import MISPLACED, Scenario
 
 BUILTIN_PACKAGE = "testbed.scenario.builtin"
+Path_ = tuple[str | int, ...]
 
 
 class ScenarioError(ValueError):
@@ -28,7 +33,7 @@ class ScenarioError(ValueError):
                          f"{source}: {len(errors)} problems:\n  " + "\n  ".join(errors))
 
 
-def _path(parts: Any) -> str:
+def _dotted(parts: Path_) -> str:
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
@@ -59,91 +64,104 @@ def _did_you_mean(key: str, allowed: list[str]) -> str:
     return "; allowed keys: " + ", ".join(allowed)
 
 
-def _messages(err: jsonschema.ValidationError) -> list[str]:
-    where = _path(err.absolute_path)
-    schema = err.schema if isinstance(err.schema, dict) else {}
-    inst = err.instance
-    if err.validator == "additionalProperties" and isinstance(inst, dict):
-        allowed = list(schema.get("properties", {}))
-        prefix = "" if where == "(top level)" else where + "."
-        return [f"{prefix}{k}: unknown key{_did_you_mean(str(k), allowed)}"
-                for k in inst if k not in allowed]
-    if err.validator == "required" and isinstance(inst, dict):
-        prefix = "" if where == "(top level)" else where + "."
-        return [f"{prefix}{k}: required key missing" for k in schema.get("required", [])
-                if k not in inst]
-    if err.validator == "uniqueItems":
-        return [f"{where}: entries must be unique, got {inst!r}"]
-    expected = schema.get("x-expected", err.message)
-    return [f"{where}: expected {expected}, got {_show(inst)}"]
+def _aliases(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    return {info.alias or name: info for name, info in model.model_fields.items()}
 
 
-def _fill(schema: dict[str, Any], data: dict[str, Any]) -> None:
-    for key, sub in schema.get("properties", {}).items():
-        if key not in data and "default" in sub:
-            data[key] = copy.deepcopy(sub["default"])
-        if sub.get("type") == "object" and isinstance(data.get(key), dict):
-            _fill(sub, data[key])
+def _positions(text: str) -> dict[Path_, tuple[int, int]]:
+    """(line, column), 1-based, of every key and value in the YAML document, by path."""
+    out: dict[Path_, tuple[int, int]] = {}
+
+    def walk(node: yaml.Node, path: Path_) -> None:
+        out.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                # the key's own position: where the reader's eye goes for a wrong key
+                out[sub] = (key.start_mark.line + 1, key.start_mark.column + 1)
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+    if root is not None:
+        walk(root, ())
+    return out
 
 
-def _percent_ok(v: int | str) -> bool:
-    return not (isinstance(v, str) and int(v.rstrip("%")) > 100)
+class _Where:
+    """Resolves a pydantic error location to the YAML path and the field it names."""
+
+    def __init__(self, loc: tuple[str | int, ...]) -> None:
+        self.path: list[str | int] = []
+        self.model: type[BaseModel] | None = Scenario
+        self.parent: type[BaseModel] = Scenario
+        self.field: FieldInfo | None = None
+        for part in loc:
+            if isinstance(part, int):  # a list index
+                self.path.append(part)
+            elif self.model is not None:  # a key of a mapping: known, or unknown (extra)
+                fields = _aliases(self.model)
+                self.path.append(part)
+                self.parent = self.model
+                self.field = fields.get(part)
+                self.model = nested_model(self.field.annotation) if self.field else None
+            # else: a tag pydantic adds below a field (union member, validator): not a key
 
 
-def _is_zero(v: int | str) -> bool:
-    return v in (0, "0%")
+def _messages(err: Any) -> list[tuple[Path_, str]]:
+    kind = err["type"]
+    where = _Where(err["loc"])
+    path = tuple(where.path)
+    dotted = _dotted(path)
+    if kind == "scenario_rules":
+        out: list[tuple[Path_, str]] = []
+        for key, text in err["ctx"]["problems"]:
+            rule_path = (*path, *key.split("."))
+            out.append((rule_path, f"{_dotted(rule_path)}: {text}"))
+        return out
+    if kind == "extra_forbidden":
+        key = str(path[-1])
+        hint = MISPLACED.get((where.parent.__name__, key))
+        if hint:
+            return [(path, f"{dotted}: {hint}")]
+        return [(path, f"{dotted}: unknown key{_did_you_mean(key, list(_aliases(where.parent)))}")]
+    if kind == "missing":
+        return [(path, f"{dotted}: required key missing")]
+    if kind == "unique":
+        return [(path, f"{dotted}: {err['msg']}")]
+    what = expected(where.field) if where.field is not None else err["msg"]
+    if path and isinstance(path[-1], int) and where.field is not None:
+        # a list item: the phrase of the item type, not of the list
+        item = getattr(where.field.annotation, "__args__", (None,))[0]
+        what = expected(FieldInfo.from_annotation(item)) if item is not None else what
+    return [(path, f"{dotted}: expected {what}, got {_show(err['input'])}")]
 
 
-def _cross_checks(d: dict[str, Any]) -> list[str]:
-    """Rules that span fields, mirroring what AWS or Kubernetes would reject."""
-    errs: list[str] = []
-    hc = d["targetGroup"]["healthCheck"]
-    if hc["timeoutSeconds"] >= hc["intervalSeconds"]:
-        errs.append("targetGroup.healthCheck.timeoutSeconds: expected less than intervalSeconds "
-                    f"({hc['intervalSeconds']}), got {hc['timeoutSeconds']} (AWS rejects it)")
-    slow = d["targetGroup"]["slowStartSeconds"]
-    if slow and not 30 <= slow <= 900:
-        errs.append(f"targetGroup.slowStartSeconds: expected 0 or 30-900 (AWS limits), got {slow}")
-    if slow and d["alb"]["algorithm"] == "least_outstanding_requests":
-        errs.append("targetGroup.slowStartSeconds: expected 0 with alb.algorithm "
-                    "least_outstanding_requests (AWS does not combine them), got " + str(slow))
-    ro = d["rollout"]
-    for key in ("maxSurge", "maxUnavailable"):
-        if not _percent_ok(ro[key]):
-            errs.append(f"rollout.{key}: expected a percentage 0%-100%, got {ro[key]!r}")
-    if _is_zero(ro["maxSurge"]) and _is_zero(ro["maxUnavailable"]):
-        errs.append("rollout.maxUnavailable: expected non-zero when maxSurge is 0 "
-                    "(Kubernetes rejects both 0), got " + _show(ro["maxUnavailable"]))
-    for key in ("replicas", "readinessGate"):
-        if key in ro["newApp"]:
-            errs.append(f"rollout.newApp.{key}: expected no such key ({key} belongs to the "
-                        "Deployment, not to a version); set it under app")
-    ex = d["expect"]
-    if ex["errors"] == "none" and ex["classes"]:
-        errs.append("expect.classes: expected an empty list when expect.errors is 'none', got "
-                    f"{ex['classes']!r}")
-    if ex["errors"] == "none" and ex["minErrors"]:
-        errs.append("expect.minErrors: expected 0 when expect.errors is 'none', got "
-                    f"{ex['minErrors']}")
-    return errs
+def _locate(path: Path_, message: str, positions: dict[Path_, tuple[int, int]]) -> str:
+    while path and path not in positions:
+        path = path[:-1]  # a missing key: point at its parent mapping
+    pos = positions.get(path)
+    return f"{message} (line {pos[0]}, column {pos[1]})" if pos and path else message
 
 
-_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-
-
-def validate_data(data: Any) -> tuple[dict[str, Any] | None, list[str]]:
-    """(filled data, []) when valid, else (None, messages sorted by path)."""
+def validate_data(data: Any, text: str = "") -> tuple[Scenario | None, list[str]]:
+    """(scenario, []) when valid, else (None, every problem, sorted by path)."""
     if not isinstance(data, dict):
         return None, [f"(top level): expected a mapping of scenario fields, got {_show(data)}"]
-    msgs: list[str] = []
-    for err in _VALIDATOR.iter_errors(data):
-        msgs.extend(_messages(err))
-    if msgs:
-        return None, sorted(dict.fromkeys(msgs))
-    filled = copy.deepcopy(data)
-    _fill(SCHEMA, filled)
-    msgs = _cross_checks(filled)
-    return (None, msgs) if msgs else (filled, [])
+    try:
+        return Scenario.model_validate(data), []
+    except ValidationError as exc:
+        positions = _positions(text) if text else {}
+        found: dict[str, Path_] = {}
+        for err in exc.errors():
+            for path, msg in _messages(err):
+                found.setdefault(_locate(path, msg, positions), path)
+        return None, sorted(found, key=lambda m: (m.split(":")[0], m))
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
@@ -155,10 +173,10 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError(source, [f"{where}not valid YAML ({problem})"]) from None
-    filled, errors = validate_data(data)
-    if filled is None:
+    scenario, errors = validate_data(data, text)
+    if scenario is None:
         raise ScenarioError(source, errors)
-    return from_data(filled)
+    return scenario
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -1,145 +1,318 @@
-"""Typed scenario objects, built only from validated, default-filled data."""
+"""The scenario, declared once: types, bounds, defaults, help and cross-field rules.
+
+The YAML keys are the camelCase aliases of these fields. The loader turns validation errors
+into readable lines, `testbed scenario schema` prints the JSON Schema generated from here, and
+docs/scenarios.md's field tables are generated from here too (`testbed scenario docs`).
+Markers on a field say where a run applies it (testbed/scenario/plan.py reads them): a
+controller flag, a fake AWS engine setting; `app` fields go to the demo app's env
+(testbed/demoapp/config.py declares those).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, create_model, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from testbed.declare import Bool, Declared, Expected, Int, Num, Str
+from testbed.demoapp.config import DemoBehaviour
 
 
 @dataclass(frozen=True)
-class AppSpec:
-    replicas: int
-    readiness_gate: bool
-    pre_stop_sleep_seconds: int
-    termination_grace_period_seconds: int
-    on_sigterm: Literal["exit", "drain", "ignore"]
-    drain_seconds: float
-    keep_alive_timeout_seconds: float
-    startup_delay_seconds: float
-    ready_after_seconds: float
-    latency_ms: float
-    health_code: int
-    healthy_after_seconds: float
+class ControllerFlag:
+    """The scenario field is passed to the controller as this flag. For a bool: the flag alone,
+    given when the field equals `when`; for a value: `--flag=value`, given unless None."""
+
+    flag: str
+    when: bool | None = None
 
 
 @dataclass(frozen=True)
-class RolloutSpec:
-    max_surge: int | str
-    max_unavailable: int | str
-    count: int
-    timeout_seconds: int
-    new_app: dict[str, Any]  # app fields (snake_case) that differ in the rolled-out version
+class EngineSetting:
+    """The scenario field sets this fake AWS engine setting (POST /_testbed/config)."""
+
+    key: str
 
 
-@dataclass(frozen=True)
-class HealthCheckSpec:
-    path: str
-    interval_seconds: int
-    timeout_seconds: int
-    healthy_threshold: int
-    unhealthy_threshold: int
-    matcher: str
+def _rules(*problems: tuple[str, str]) -> None:
+    """Raise every cross-field problem of one model at once, as (field key, message)."""
+    if problems:
+        raise PydanticCustomError("scenario_rules", "{problems}", {"problems": list(problems)})
 
 
-@dataclass(frozen=True)
-class TargetGroupSpec:
-    health_check: HealthCheckSpec
-    deregistration_delay_seconds: int
-    slow_start_seconds: int
-    attach_listener: bool
+PERCENT_OR_INT = Expected("an integer or percentage like '25%'")
+PercentOrInt = Annotated[
+    Annotated[Int, Field(ge=0)] | Annotated[Str, Field(pattern=r"^[0-9]{1,3}%$")],
+    PERCENT_OR_INT]
+Seconds = Annotated[Num | None, Field(ge=0), Expected("a number of seconds or null")]
 
 
-@dataclass(frozen=True)
-class AlbSpec:
-    register_delay_seconds: float
-    deregister_delay_seconds: float
-    idle_timeout_seconds: int
-    algorithm: Literal["round_robin", "least_outstanding_requests"]
+class App(DemoBehaviour):
+    """`app` - the demo workload (`testbed demoapp serve`, env `DEMO_*`)."""
+
+    replicas: Annotated[Int, Field(ge=1, le=50)] = Field(3, description="Deployment replicas.")
+    readiness_gate: Bool = Field(
+        True, description="Label the namespace `elbv2.k8s.aws/pod-readiness-gate-inject: "
+        "enabled` so the webhook injects the target-health gate; false: pods are Ready on "
+        "their own probe only.")
+    pre_stop_sleep_seconds: Annotated[Int, Field(ge=0, le=3600)] = Field(
+        0, description="preStop `exec: sleep N` hook; 0 means no hook.")
+    termination_grace_period_seconds: Annotated[Int, Field(ge=0, le=3600)] = Field(
+        30, description="Pod grace period; the kubelet kills the container after it (preStop "
+        "included).")
 
 
-@dataclass(frozen=True)
-class ControllerSpec:
-    requeue_seconds: float
-    pod_watch: bool
-    backoff_requeue: bool
-    legacy_endpoints: bool
+# Fields of App that belong to the Deployment, not to one version of the pods.
+DEPLOYMENT_FIELDS = ("replicas", "readiness_gate")
+
+# `rollout.newApp`: every per-version App field, optional; derived so a new app knob needs no
+# second declaration.
+NewApp = create_model(  # type: ignore[call-overload]
+    "NewApp", __base__=Declared,
+    **{name: (info.annotation | None, Field(None, description=info.description))  # type: ignore[operator]
+       for name, info in App.model_fields.items() if name not in DEPLOYMENT_FIELDS})
 
 
-@dataclass(frozen=True)
-class LoadSpec:
-    rate: float
-    duration_seconds: float | None  # None: until the rollout is done, plus margin_seconds
-    margin_seconds: float
-    max_duration_seconds: float
-    timeout_seconds: float
+# Keys that exist but belong elsewhere: the error says where instead of "did you mean".
+MISPLACED: dict[tuple[str, str], str] = {
+    ("NewApp", to_camel(name)): f"expected no such key ({to_camel(name)} belongs to the "
+    "Deployment, not to a version); set it under app" for name in DEPLOYMENT_FIELDS}
+
+
+class Rollout(Declared):
+    """`rollout`"""
+
+    max_surge: PercentOrInt = Field("25%", description="Deployment strategy; integer or "
+                                    "percentage string.")
+    max_unavailable: PercentOrInt = Field("25%", description="Same; both 0 is rejected (as "
+                                          "Kubernetes does).")
+    count: Annotated[Int, Field(ge=1, le=20)] = Field(
+        1, description="How many rollouts to run back to back.")
+    timeout_seconds: Annotated[Int, Field(ge=1, le=3600)] = Field(
+        180, description="Deployment `progressDeadlineSeconds`: after it a rollout counts as "
+        "stalled.")
+    new_app: Annotated[NewApp, Expected(  # type: ignore[valid-type]
+        "a mapping of app fields that differ in the new version")] = Field(
+        default_factory=NewApp, description="App fields (any `app` field except `replicas`, "
+        "`readinessGate`) that differ in the rolled-out version, e.g. `{healthCode: 500}` for "
+        "a bad release.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Rollout:
+        problems = []
+        for key, v in (("maxSurge", self.max_surge), ("maxUnavailable", self.max_unavailable)):
+            if isinstance(v, str) and int(v.rstrip("%")) > 100:
+                problems.append((key, f"expected a percentage 0%-100%, got {v!r}"))
+        if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
+            problems.append(("maxUnavailable", "expected non-zero when maxSurge is 0 "
+                             f"(Kubernetes rejects both 0), got {self.max_unavailable!r}"))
+        _rules(*problems)
+        return self
+
+
+class HealthCheck(Declared):
+    """`targetGroup.healthCheck`"""
+
+    path: Annotated[Str, Field(pattern="^/"), Expected("a path starting with '/'")] = Field(
+        "/healthz", description="Health check path.")
+    interval_seconds: Annotated[Int, Field(ge=1, le=300)] = Field(
+        15, description="Check interval. AWS allows 5-300; the fake AWS accepts down to 1 in "
+        "tests so scenarios finish in minutes.")
+    timeout_seconds: Annotated[Int, Field(ge=1, le=120)] = Field(
+        5, description="Must be less than the interval (AWS rule).")
+    healthy_threshold: Annotated[Int, Field(ge=2, le=10)] = Field(
+        2, description="Consecutive successes unhealthy -> healthy (a new target needs one).")
+    unhealthy_threshold: Annotated[Int, Field(ge=2, le=10)] = Field(
+        2, description="Consecutive failures -> unhealthy.")
+    matcher: Annotated[Str, Field(pattern=r"^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$"),
+                       Expected("HTTP codes like '200', '200,202' or '200-299'")] = Field(
+        "200", description="Success codes: \"200\", \"200,202\", \"200-299\".")
+
+    @model_validator(mode="after")
+    def _check(self) -> HealthCheck:
+        if self.timeout_seconds >= self.interval_seconds:
+            _rules(("timeoutSeconds", f"expected less than intervalSeconds "
+                    f"({self.interval_seconds}), got {self.timeout_seconds} (AWS rejects it)"))
+        return self
+
+
+class TargetGroup(Declared):
+    """`targetGroup`"""
+
+    health_check: HealthCheck = Field(default_factory=HealthCheck,
+                                      description="Health check settings (below).")
+    deregistration_delay_seconds: Annotated[Int, Field(ge=0, le=3600)] = Field(
+        300, description="`deregistration_delay.timeout_seconds` (AWS default 300).")
+    slow_start_seconds: Annotated[Int, Field(ge=0, le=900)] = Field(
+        0, description="`slow_start.duration_seconds`: 0 or 30-900.")
+    attach_listener: Bool = Field(
+        True, description="false: no listener forwards to the group, targets are `unused / "
+        "Target.NotInUse` (#3753).")
+
+    @model_validator(mode="after")
+    def _check(self) -> TargetGroup:
+        slow = self.slow_start_seconds
+        if slow and not 30 <= slow <= 900:
+            _rules(("slowStartSeconds", f"expected 0 or 30-900 (AWS limits), got {slow}"))
+        return self
+
+
+class Alb(Declared):
+    """`alb`"""
+
+    register_delay_seconds: Annotated[Num, Field(ge=0, le=600),
+                                      EngineSetting("register_delay")] = Field(
+        0.0, description="Propagation delay from RegisterTargets to the data plane (unverified "
+        "figure; AWS reports tens of seconds).")
+    deregister_delay_seconds: Annotated[Num, Field(ge=0, le=600),
+                                        EngineSetting("deregister_delay")] = Field(
+        0.0, description="Propagation delay from DeregisterTargets until the data plane stops "
+        "sending new requests (#1064, #3270).")
+    idle_timeout_seconds: Annotated[Int, Field(ge=1, le=4000)] = Field(
+        60, description="`idle_timeout.timeout_seconds` of the load balancer.")
+    algorithm: Literal["round_robin", "least_outstanding_requests", "weighted_random"] = Field(
+        "round_robin", description="`load_balancing.algorithm.type` of the target group "
+        "(`least_outstanding_requests` is not combinable with slow start).")
+
+
+class ControllerSwitches(Declared):
+    """`controller` - switches of the minimal aws-load-balancer-controller"""
+
+    requeue_seconds: Annotated[Num, Field(ge=0.1, le=3600),
+                               ControllerFlag("--targetgroupbinding-requeue-duration")] = Field(
+        15.0, description="Re-check while a gate is pending.")
+    pod_watch: Annotated[Bool, ControllerFlag("--no-pod-watch", when=False)] = Field(
+        True, description="Reconcile on pod changes (v3.4.0+); false reproduces #3622/#3677.")
+    backoff_requeue: Annotated[Bool, ControllerFlag("--backoff-requeue", when=True)] = Field(
+        False, description="Requeue a pending gate through the exponential error backoff "
+        "(before v2.10, #1960).")
+    legacy_endpoints: Annotated[Bool, ControllerFlag("--legacy-endpoints", when=True)] = Field(
+        False, description="Read Endpoints instead of EndpointSlices (no `terminating` "
+        "condition).")
+
+
+class Load(Declared):
+    """`load` - the open-loop load generator"""
+
+    rate: Annotated[Num, Field(ge=0.1, le=5000)] = Field(
+        50.0, description="Requests per second, fixed arrival rate.")
+    duration: Annotated[
+        Annotated[Num, Field(gt=0)] | Literal["untilRolloutDone"],
+        Expected("a number of seconds or 'untilRolloutDone'")] = Field(
+        "untilRolloutDone", alias="durationSeconds",
+        description="Seconds of load, or `untilRolloutDone`: until the last rollout ends plus "
+        "`marginSeconds`.")
+    margin_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
+        10.0, description="Extra load after the rollout (catches late draining errors).")
+    max_duration_seconds: Annotated[Num, Field(ge=1, le=3600)] = Field(
+        300.0, description="Cap for `untilRolloutDone` (a stalled rollout).")
+    timeout_seconds: Annotated[Num, Field(ge=0.1, le=600)] = Field(
+        30.0, description="Per-request client timeout; keep it above `alb.idleTimeoutSeconds` "
+        "to see ALB 504s rather than client timeouts.")
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds of load, None for 'until the rollout is done'."""
+        return None if self.duration == "untilRolloutDone" else float(self.duration)
 
     @property
     def until_rollout_done(self) -> bool:
-        return self.duration_seconds is None
+        return self.duration == "untilRolloutDone"
 
 
-@dataclass(frozen=True)
-class ExpectSpec:
-    errors: Literal["none", "expected"]
-    classes: tuple[str, ...]
-    min_errors: int
-    rollout_stalls: bool
-    min_rollout_seconds: float | None
-    max_rollout_seconds: float | None
-    min_registration_lag_seconds: float | None
-    max_registration_lag_seconds: float | None
+TRANSPORT_CLASSES = ("conn_refused", "conn_reset", "conn_closed", "timeout", "conn_error",
+                     "bad_response")
+ErrorClass = Annotated[
+    Annotated[Int, Field(ge=400, le=599)]
+    | Annotated[Str, Field(pattern="^([45][0-9][0-9]|" + "|".join(TRANSPORT_CLASSES) + ")$")],
+    Expected("an HTTP error code like '502' or one of " + ", ".join(TRANSPORT_CLASSES))]
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """A validated scenario; see docs/scenarios.md for every field."""
-
-    name: str
-    description: str
-    app: AppSpec
-    rollout: RolloutSpec
-    target_group: TargetGroupSpec
-    alb: AlbSpec
-    controller: ControllerSpec
-    load: LoadSpec
-    expect: ExpectSpec
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def app_for(self, new_version: bool) -> AppSpec:
-        """The app settings of the first (False) or rolled-out (True) version."""
-        return replace(self.app, **self.rollout.new_app) if new_version else self.app
-
-
-def _snake(d: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        s = "".join("_" + c.lower() if c.isupper() else c for c in k)
-        out[s] = v
+def _unique_strings(v: tuple[int | str, ...]) -> tuple[str, ...]:
+    out = tuple(str(c) for c in v)
+    if len(set(out)) != len(out):
+        raise PydanticCustomError("unique", "entries must be unique, got {got}", {"got": v})
     return out
 
 
-def from_data(d: dict[str, Any]) -> Scenario:
-    """Build the typed scenario from validated, filled data (camelCase keys)."""
-    tg = dict(d["targetGroup"])
-    hc = HealthCheckSpec(**_snake(tg.pop("healthCheck")))
-    load = _snake(d["load"])
-    if load["duration_seconds"] == "untilRolloutDone":
-        load["duration_seconds"] = None
-    else:
-        load["duration_seconds"] = float(load["duration_seconds"])
-    ro = _snake(d["rollout"])
-    ro["new_app"] = _snake(ro["new_app"])
-    exp = _snake(d["expect"])
-    exp["classes"] = tuple(str(c) for c in exp["classes"])
-    return Scenario(
-        name=d["name"], description=d["description"],
-        app=AppSpec(**_snake(d["app"])),
-        rollout=RolloutSpec(**ro),
-        target_group=TargetGroupSpec(health_check=hc, **_snake(tg)),
-        alb=AlbSpec(**_snake(d["alb"])),
-        controller=ControllerSpec(**_snake(d["controller"])),
-        load=LoadSpec(**load),
-        expect=ExpectSpec(**exp),
-    )
+class Expect(Declared):
+    """`expect`"""
+
+    errors: Annotated[Literal["none", "expected"], Expected(
+        "'none' (the recipe holds) or 'expected' (a bug reproduces)")] = Field(
+        "none", description="`none`: any failed request fails the run. `expected`: the "
+        "scenario reproduces a bug.")
+    classes: Annotated[tuple[ErrorClass, ...], AfterValidator(_unique_strings),
+                       Expected("a list of error classes")] = Field(
+        default_factory=tuple, description="With `expected`: the only error classes allowed "
+        "(`\"502\"`, `\"503\"`, `\"504\"`, other HTTP codes, " +
+        ", ".join(f"`{c}`" for c in TRANSPORT_CLASSES) + "); empty = any.")
+    min_errors: Annotated[Int, Field(ge=0)] = Field(
+        0, description="With `expected`: at least this many failed requests (the bug must "
+        "reproduce).")
+    rollout_stalls: Bool = Field(
+        False, description="true: the rollout must not complete within "
+        "`rollout.timeoutSeconds`. If the baseline (the Deployment's creation) already does not "
+        "become Available in that time, that is the stall and no further rollout is started.")
+    min_rollout_seconds: Seconds = Field(
+        None, description="The rollout must take at least this long (slow-gate bugs).")
+    max_rollout_seconds: Seconds = Field(None, description="The rollout must finish within this.")
+    min_registration_lag_seconds: Seconds = Field(
+        None, description="The slowest pod's ContainersReady -> RegisterTargets time (pod watch "
+        "+ controller log) must be at least this (missed-trigger bugs).")
+    max_registration_lag_seconds: Seconds = Field(None, description="... and at most this.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Expect:
+        problems = []
+        if self.errors == "none" and self.classes:
+            problems.append(("classes", "expected an empty list when expect.errors is 'none', "
+                             f"got {list(self.classes)!r}"))
+        if self.errors == "none" and self.min_errors:
+            problems.append(("minErrors", "expected 0 when expect.errors is 'none', got "
+                             f"{self.min_errors}"))
+        _rules(*problems)
+        return self
+
+
+class Scenario(Declared):
+    """A scenario file; see docs/scenarios.md for every field."""
+
+    name: Annotated[Str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"), Expected(
+        "a DNS label (lower-case letters, digits, '-'), like 'full-recipe'")] = Field(
+        description="DNS label naming the scenario (built-ins: same as the file name).")
+    description: Annotated[Str, Expected(
+        "a string (say which upstream issue this reproduces)")] = Field(
+        "", description="What it shows; cite the upstream aws-load-balancer-controller issue.")
+    app: App = Field(default_factory=App, description="The demo workload.")
+    rollout: Rollout = Field(default_factory=Rollout, description="How the Deployment is rolled.")
+    target_group: TargetGroup = Field(default_factory=TargetGroup,
+                                      description="The target group's settings.")
+    alb: Alb = Field(default_factory=Alb, description="Load balancer and fake ALB settings.")
+    controller: ControllerSwitches = Field(default_factory=ControllerSwitches,
+                                   description="Controller switches.")
+    load: Load = Field(default_factory=Load, description="The load sent through the ALB.")
+    expect: Expect = Field(default_factory=Expect, description="What must happen.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        if self.target_group.slow_start_seconds and \
+                self.alb.algorithm == "least_outstanding_requests":
+            _rules(("targetGroup.slowStartSeconds",
+                    "expected 0 with alb.algorithm least_outstanding_requests (AWS does not "
+                    f"combine them), got {self.target_group.slow_start_seconds}"))
+        return self
+
+    def app_for(self, new_version: bool) -> App:
+        """The app settings of the first (False) or rolled-out (True) version."""
+        if not new_version:
+            return self.app
+        changes: BaseModel = self.rollout.new_app
+        return self.app.model_copy(update=changes.model_dump(exclude_none=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a scenario file would say it, every default filled in."""
+        return self.model_dump(by_alias=True, mode="json")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 from kubernetes import client
 
+from testbed import proc
 from testbed.console import StepFailed, step
 from testbed.paths import MANIFESTS_DIR
 from testbed.poll import TimedOut, poll
@@ -33,19 +33,24 @@ SELECTOR = "app.kubernetes.io/name=alb-controller"
 
 @dataclass
 class ControllerSettings:
+    """What a deployment of the controller is given. Every controller setting travels as a
+    command-line flag (`alb-controller run --help`), the same channel a scenario's switches
+    use (testbed/scenario/plan.controller_args)."""
+
     aws_endpoint_url: str
     image: str
-    requeue_seconds: float = 15
-    extra_args: list[str] = field(default_factory=list)  # e.g. ["--no-pod-watch"]
+    args: list[str] = field(default_factory=list)  # e.g. ["--no-pod-watch"]
     failure_policy: str = "Ignore"
+
+    def flags(self) -> list[str]:
+        return [f"--aws-endpoint-url={self.aws_endpoint_url}", *self.args]
 
 
 def _webhook_docs(failure_policy: str) -> list[dict[str, Any]]:
     cli = shutil.which("alb-controller") or str(Path(sys.executable).parent / "alb-controller")
     with tempfile.TemporaryDirectory(prefix="albtb-webhook-") as tmp:
-        subprocess.run([cli, "gen-webhook-manifests", "--namespace", NAMESPACE,
-                        "--failure-policy", failure_policy, "--out", tmp],
-                       check=True, capture_output=True, timeout=60)
+        proc.run([cli, "gen-webhook-manifests", "--namespace", NAMESPACE, "--failure-policy",
+                  failure_policy, "--out", tmp], log_name="gen-webhook-manifests", timeout=60)
         return load_docs(Path(tmp))
 
 
@@ -62,16 +67,13 @@ def _deployment(doc: dict[str, Any], s: ControllerSettings, cert: str) -> dict[s
     c = pod["containers"][0]
     c["image"] = s.image
     c["imagePullPolicy"] = "Never"
-    c["args"] = [*c.get("args", []), *s.extra_args]
-    env = {e["name"]: e for e in c.get("env", [])}
-    env["ALBC_AWS_ENDPOINT_URL"] = {"name": "ALBC_AWS_ENDPOINT_URL", "value": s.aws_endpoint_url}
-    env["ALBC_TARGETGROUPBINDING_REQUEUE_DURATION"] = {
-        "name": "ALBC_TARGETGROUPBINDING_REQUEUE_DURATION", "value": str(s.requeue_seconds)}
-    c["env"] = list(env.values())
+    c["args"] = [*c.get("args", []), *s.flags()]
     return doc
 
 
-class Controller:
+class ControllerDeployment:
+    """The controller's Deployment in the cluster: deploy with settings, wait, restart, logs."""
+
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
@@ -83,7 +85,7 @@ class Controller:
         rest = [d for d in docs if d["kind"] != "Deployment"]
         if len(deployment) != 1:
             raise StepFailed(f"expected one Deployment in {MANIFESTS_DIR / 'controller'}")
-        with step(f"deploying the controller ({' '.join(settings.extra_args) or 'defaults'})"):
+        with step(f"deploying the controller ({' '.join(settings.args) or 'defaults'})"):
             apply(self.api, rest)
             cert = self._current_cert(settings.failure_policy)
             if cert is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
+from testbed import docker
 from testbed.cluster import network
 from testbed.console import StepFailed, step
 from testbed.poll import TimedOut, poll
@@ -24,20 +25,20 @@ LISTENER_PORTS = list(range(8000, 8010))
 
 @dataclass
 class FakeAws:
-    sidecar: network.Sidecar
+    container: network.NetworkContainer
 
     @property
     def endpoint_url(self) -> str:
         """For boto3 on the host."""
-        return f"http://127.0.0.1:{self.sidecar.published[API_PORT]}"
+        return f"http://127.0.0.1:{self.container.published[API_PORT]}"
 
     @property
     def cluster_endpoint_url(self) -> str:
         """For pods (the controller): the container's address on the kind network."""
-        return f"http://{self.sidecar.ip}:{API_PORT}"
+        return f"http://{self.container.ip}:{API_PORT}"
 
     def listener_url(self, port: int) -> str:
-        return f"http://127.0.0.1:{self.sidecar.published[port]}"
+        return f"http://127.0.0.1:{self.container.published[port]}"
 
     def events(self, since: int = 0) -> tuple[list[dict], int]:  # type: ignore[type-arg]
         with urllib.request.urlopen(f"{self.endpoint_url}/_testbed/events?since={since}",
@@ -56,21 +57,19 @@ class FakeAws:
                                      data=b"{}")
         urllib.request.urlopen(req, timeout=10).close()
 
-    def refresh_routes(self, api: client.ApiClient) -> None:
-        network.install_routes(self.sidecar.name, network.pod_routes(api))
-
 
 def start(api: client.ApiClient, image: str, *, min_interval: float = 0.5,
           extra_args: list[str] | None = None) -> FakeAws:
     """(Re)start the fake AWS container and wait for its API."""
     with step(f"starting fake AWS ({image}) on the kind network"):
-        side = network.start(
+        container = network.start(
             CONTAINER, image,
             ["testbed", "fakeaws", "serve", "--host", "0.0.0.0", "--port", str(API_PORT),
              "--listener-host", "0.0.0.0", "--min-health-check-interval", str(min_interval),
              *(extra_args or [])],
             api=api, publish=[API_PORT, *LISTENER_PORTS])
-        aws = FakeAws(side)
+        aws = FakeAws(container)
+
         def answers() -> bool:
             with urllib.request.urlopen(f"{aws.endpoint_url}/_testbed/healthz", timeout=2) as r:
                 return r.status == 200
@@ -78,7 +77,7 @@ def start(api: client.ApiClient, image: str, *, min_interval: float = 0.5,
         try:
             poll(answers, 60, interval=0.3, tolerate=(OSError,))
         except TimedOut:
-            logs = network.logs(CONTAINER)
+            logs = docker.logs(CONTAINER)
             raise StepFailed(f"fake AWS did not answer within 60s; its log:\n{logs}") from None
         return aws
 

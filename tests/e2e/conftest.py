@@ -20,10 +20,11 @@ from pytest_kubernetes.providers import KindManagerBase
 from testbed.cluster import kindconfig, lifecycle
 from testbed.images import build
 from testbed.stack import fakeaws
-from testbed.stack.controller import Controller, ControllerSettings
+from testbed.stack.controller import ControllerDeployment, ControllerSettings
 
 pytestmark = pytest.mark.e2e
-WORKERS = int(os.environ.get("WORKERS", "1"))
+# `make e2e WORKERS=N` made the cluster with N workers; unset or empty: the testbed's default.
+WORKERS = int(os.environ.get("WORKERS") or kindconfig.DEFAULT_WORKERS)
 
 
 class KindCluster(KindManagerBase):
@@ -91,8 +92,9 @@ def elbv2(aws: fakeaws.FakeAws) -> Any:
 
 
 @pytest.fixture(scope="session")
-def controller(kube: client.ApiClient, aws: fakeaws.FakeAws, project_image: str) -> Controller:
-    ctl = Controller(kube)
+def controller(kube: client.ApiClient, aws: fakeaws.FakeAws,
+               project_image: str) -> ControllerDeployment:
+    ctl = ControllerDeployment(kube)
     ctl.deploy(ControllerSettings(aws_endpoint_url=aws.cluster_endpoint_url,
                                   image=project_image))
     return ctl

@@ -1,4 +1,5 @@
-"""The cluster is real and usable, on both topologies: 1 node, and 1 control-plane + 1 worker.
+"""The cluster is real and usable, on both topologies: 1 node, and the project cluster
+(1 control-plane + WORKERS workers, 1 by default).
 
 What later work relies on: pods of the project image run and become Available, EndpointSlices
 list them, CoreDNS and kube-proxy work, a container on the kind network (where the fake AWS
@@ -16,18 +17,20 @@ from dataclasses import dataclass
 import pytest
 from kubernetes import client
 
-from testbed import proc
-from testbed.cluster import lifecycle, network
-from tests.e2e.conftest import KindCluster, _manager
+from testbed import docker
+from testbed.cluster import kindconfig, lifecycle, network
+from tests.e2e.conftest import WORKERS, KindCluster, _manager
 from tests.e2e.kube_helpers import condition, pod_exec, wait_for
 
 pytestmark = pytest.mark.e2e
 LABELS = {"app": "smoke"}
+SINGLE = "alb-testbed-single"
 
 
 @dataclass
 class Topology:
     name: str
+    cluster_name: str
     cluster: KindCluster
     nodes: int
     namespace: str
@@ -61,23 +64,23 @@ def _workload(api: client.ApiClient, ns: str, image: str) -> None:
             name="http", port=80, target_port="http")])))
 
 
-@pytest.fixture(scope="module", params=["1+1 workers", "1 node"])
+@pytest.fixture(scope="module", params=["project cluster", "1 node"])
 def topology(request: pytest.FixtureRequest, cluster: KindCluster, project_image: str,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     if request.param == "1 node":
         tmp = tmp_path_factory.mktemp("single")
-        lifecycle.down("alb-testbed-single")  # a leftover from an interrupted run
-        target = _manager("alb-testbed-single", 0, tmp, tmp / "kubeconfig")
+        lifecycle.down(SINGLE)  # a leftover from an interrupted run
+        target = _manager(SINGLE, 0, tmp, tmp / "kubeconfig")
         target.load_image(project_image)
-        nodes = 1
+        name, nodes = SINGLE, 1
     else:
-        target, nodes = cluster, 2
+        target, name, nodes = cluster, kindconfig.CLUSTER_NAME, WORKERS + 1
     api = target.api
     ns = f"smoke-{uuid.uuid4().hex[:6]}"
     client.CoreV1Api(api).create_namespace(client.V1Namespace(
         metadata=client.V1ObjectMeta(name=ns)))
     _workload(api, ns, project_image)
-    yield Topology(request.param, target, nodes, ns, project_image)
+    yield Topology(request.param, name, target, nodes, ns, project_image)
     if target is cluster:
         client.CoreV1Api(api).delete_namespace(ns)
     else:
@@ -89,7 +92,9 @@ def _pods(t: Topology) -> list[client.V1Pod]:
         t.namespace, label_selector="app=smoke").items
 
 
-def test_nodes_ready_and_deployment_available(topology: Topology) -> None:
+def _ready_everywhere(topology: Topology) -> None:
+    """Every node Ready and the Deployment's pods Available on every node: what each check
+    below stands on, so each asserts it first instead of relying on test order."""
     nodes = client.CoreV1Api(topology.cluster.api).list_node().items
     assert len(nodes) == topology.nodes
     assert all(condition(n.status, "Ready") == "True" for n in nodes)
@@ -102,8 +107,12 @@ def test_nodes_ready_and_deployment_available(topology: Topology) -> None:
     assert len({p.spec.node_name for p in pods}) == topology.nodes, "pods not on every node"
 
 
+def test_nodes_ready_and_deployment_available(topology: Topology) -> None:
+    _ready_everywhere(topology)
+
+
 def test_endpointslices_list_the_pods(topology: Topology) -> None:
-    test_nodes_ready_and_deployment_available(topology)
+    _ready_everywhere(topology)
     disc = client.DiscoveryV1Api(topology.cluster.api)
     want = {p.status.pod_ip for p in _pods(topology)}
 
@@ -118,31 +127,36 @@ def test_endpointslices_list_the_pods(topology: Topology) -> None:
 
 
 def test_pod_resolves_kubernetes_default_and_reaches_clusterip(topology: Topology) -> None:
-    test_nodes_ready_and_deployment_available(topology)
+    _ready_everywhere(topology)
     pod = _pods(topology)[0].metadata.name
     script = ("import socket, urllib.request;"
               "print(socket.gethostbyname('kubernetes.default'));"
               "print(urllib.request.urlopen('http://web/', timeout=5).status)")
-    out = wait_for("DNS + ClusterIP from a pod", lambda: (
-        o := pod_exec(topology.cluster.api, topology.namespace, pod, ["python3", "-c", script]))
-        .strip().endswith("200") and o, timeout=60)
+
+    def answered() -> str | None:
+        out = pod_exec(topology.cluster.api, topology.namespace, pod, ["python3", "-c", script])
+        return out if out.strip().endswith("200") else None
+
+    out = wait_for("DNS + ClusterIP from a pod", answered, timeout=60)
     svc = client.CoreV1Api(topology.cluster.api).read_namespaced_service("kubernetes", "default")
     assert out.split()[0] == svc.spec.cluster_ip
 
 
 def test_kind_network_container_reaches_every_pod_and_is_published(topology: Topology) -> None:
-    test_nodes_ready_and_deployment_available(topology)
+    _ready_everywhere(topology)
     name = f"albtb-smoke-{uuid.uuid4().hex[:6]}"
-    side = network.start(name, topology.image, ["python3", "-m", "http.server", "9000"],
-                         api=topology.cluster.api, publish=[9000])
+    container = network.start(name, topology.image, ["python3", "-m", "http.server", "9000"],
+                              api=topology.cluster.api, cluster=topology.cluster_name,
+                              publish=[9000])
     try:
+        assert name in network.beside(topology.cluster_name)
         for pod in _pods(topology):
             code = "import urllib.request,sys;" \
                    f"print(urllib.request.urlopen('http://{pod.status.pod_ip}:8080/'," \
                    "timeout=5).status)"
-            out = proc.run(["docker", "exec", name, "python3", "-c", code], log_name="smoke")
+            out = docker.exec_in(name, ["python3", "-c", code])
             assert out.strip() == "200", f"pod {pod.metadata.name} on {pod.spec.node_name}"
-        port = side.published[9000]
+        port = container.published[9000]
         status = wait_for("published port answers on 127.0.0.1", lambda: urllib.request.urlopen(
             f"http://127.0.0.1:{port}/", timeout=5).status, timeout=30)
         assert status == 200
@@ -170,3 +184,20 @@ def test_readiness_gate_holds_pod_until_condition_true(topology: Topology) -> No
         {"type": gate, "status": "True", "reason": "Test"}]}})
     wait_for("gated pod Ready after the gate turned True", lambda: condition(
         core.read_namespaced_pod(name, topology.namespace).status, "Ready") == "True", timeout=60)
+
+
+def test_cluster_down_removes_containers_started_beside_it(project_image: str) -> None:
+    """`testbed cluster down` leaves nothing of the testbed running, even with no cluster left
+    (the fake AWS once outlived its cluster)."""
+    cluster = f"albtb-gone-{uuid.uuid4().hex[:6]}"
+    name = f"albtb-beside-{uuid.uuid4().hex[:6]}"
+    docker.run_detached(name, project_image, ["sleep", "infinity"],
+                        network=network.KIND_NETWORK,
+                        labels={network.BESIDE_CLUSTER_LABEL: cluster})
+    try:
+        assert network.beside(cluster) == [name]
+        assert lifecycle.down(cluster) is True
+        assert network.beside(cluster) == []
+        assert lifecycle.down(cluster) is False
+    finally:
+        docker.discard(name)

@@ -11,9 +11,9 @@ from kubernetes import client
 from testbed.report.text import render_text
 from testbed.run.runner import Stack, run
 from testbed.scenario import builtin_names, load_scenario
-from testbed.scenario.render import render_controller_settings
+from testbed.scenario.plan import controller_args
 from testbed.stack import fakeaws
-from testbed.stack.controller import Controller
+from testbed.stack.controller import ControllerDeployment
 
 pytestmark = pytest.mark.e2e
 REPORTS = Path("reports/e2e-scenarios")
@@ -21,14 +21,14 @@ REPORTS = Path("reports/e2e-scenarios")
 
 @pytest.fixture(scope="session")
 def stack(kube: client.ApiClient, project_image: str, aws: fakeaws.FakeAws) -> Stack:
-    return Stack(kube, project_image, aws, Controller(kube))
+    return Stack(kube, project_image, aws, ControllerDeployment(kube))
 
 
 def _by_controller_settings() -> list[str]:
     """Scenarios sharing controller flags run back to back: each change of flags redeploys
     the controller (and waits for it), so this order redeploys it least often."""
-    def key(name: str) -> tuple[str, str]:
-        return repr(sorted(render_controller_settings(load_scenario(name)).items())), name
+    def key(name: str) -> tuple[list[str], str]:
+        return sorted(controller_args(load_scenario(name))), name
     return sorted(builtin_names(), key=key)
 
 

@@ -18,11 +18,11 @@ from moto.core.model_instances import reset_model_data
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from testbed.fakeaws.api import moto_state, validation
+from testbed.fakeaws.api.engine_client import EngineClient
 from testbed.fakeaws.api.errors import AwsError, ok_response, target_health_xml, tg_not_found
-from testbed.fakeaws.config import AWS_MIN_HEALTH_CHECK_INTERVAL
-from testbed.fakeaws.engine_client import EngineClient
+from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL, FakeAwsSettings
 
-log = logging.getLogger("testbed.fakeaws.api")
+log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 # ELBv2 actions after which the engine's view (groups, listeners, attributes) must be resynced.
@@ -38,10 +38,10 @@ TRIM_EVERY = 500  # calls between clearing moto's class-level instance lists (me
 class FakeAwsApp:
     """The WSGI callable served on the API port."""
 
-    def __init__(self, engine: EngineClient, min_hc_interval: float) -> None:
+    def __init__(self, engine: EngineClient, settings: FakeAwsSettings) -> None:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.engine = engine
-        self.min_hc_interval = min_hc_interval
+        self.settings = settings
         self.lock = threading.RLock()
         self.overrides: dict[str, dict[str, float]] = {}
         self.calls = 0
@@ -174,7 +174,7 @@ class FakeAwsApp:
 
     def create_target_group(self, form: dict[str, str], environ: dict[str, Any],
                             start_response: StartResponse) -> Iterable[bytes]:
-        values = validation.health_check_params(form, self.min_hc_interval)
+        values = validation.health_check_params(form, self.settings.min_health_check_interval)
         self._rewrite_fast(form, values)
         name = form.get("Name", "")
 
@@ -195,7 +195,8 @@ class FakeAwsApp:
                    ov.get("timeout", float(tg.health_check_timeout_seconds)))
         form_p = dict(form)
         form_p.setdefault("Protocol", tg.protocol or "HTTP")
-        values = validation.health_check_params(form_p, self.min_hc_interval, current)
+        values = validation.health_check_params(
+            form_p, self.settings.min_health_check_interval, current)
         self._rewrite_fast(form, values)
 
         def remember() -> None:
@@ -209,9 +210,7 @@ class FakeAwsApp:
     def modify_target_group_attributes(self, form: dict[str, str], environ: dict[str, Any],
                                        start_response: StartResponse) -> Iterable[bytes]:
         tg = self._tg(form)
-        attrs = validation.tg_attributes(
-            form, str(tg.attributes.get("load_balancing.algorithm.type", "round_robin")),
-            float(tg.attributes.get("slow_start.duration_seconds", 0) or 0))
+        attrs = validation.tg_attributes(form, {k: str(v) for k, v in tg.attributes.items()})
         # moto rejects the valid 3600 (range(0, 3600)); hand it a valid value, then set ours.
         key = "deregistration_delay.timeout_seconds"
         for k, _v in list(form.items()):
@@ -245,8 +244,13 @@ class FakeAwsApp:
             code, raw = self.engine.raw("GET", f"/events?since={since}&limit={limit}")
             return _respond(start_response, code, raw, "application/json")
         if path == "/_testbed/config":
+            # The engine owns the run-time settings and validates changes; this process adds
+            # the values only it reads (host, port, api_nice) to what the engine reports.
             body = _read_body(environ) if method == "POST" else None
             code, raw = self.engine.raw(method, "/config", body)
+            if code == 200:
+                raw = json.dumps({**self.settings.values_for("api"),
+                                  **json.loads(raw)}).encode()
             return _respond(start_response, code, raw, "application/json")
         if path == "/_testbed/reset" and method == "POST":
             from moto.moto_api._internal.models import moto_api_backend

@@ -11,6 +11,8 @@ from typing import Any
 
 from moto.elbv2.models import elbv2_backends
 
+from testbed.fakeaws import wire
+
 
 def backends() -> Iterator[Any]:
     for _account, regions in list(elbv2_backends.items()):
@@ -35,10 +37,10 @@ def _forwards(action: Any) -> list[tuple[str, int]]:
     return [(g["TargetGroupArn"], int(g.get("Weight", 1))) for g in groups]
 
 
-def snapshot(overrides: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """{target_groups: [...], listeners: [...]} for the engine's /sync."""
-    groups: list[dict[str, Any]] = []
-    listeners: list[dict[str, Any]] = []
+def snapshot(overrides: dict[str, dict[str, float]]) -> wire.Snapshot:
+    """What the engine's /sync reconciles against."""
+    groups: list[wire.TargetGroup] = []
+    listeners: list[wire.Listener] = []
     used: set[str] = set()
     for be in backends():
         for lb in list(be.load_balancers.values()):
@@ -52,14 +54,13 @@ def snapshot(overrides: dict[str, dict[str, float]]) -> dict[str, Any]:
                         used.update(arn for arn, _ in _forwards(act))
                 used.update(arn for arn, _ in forward)
                 if forward and (lst.protocol or "HTTP") == "HTTP":
-                    listeners.append({"arn": lst.arn, "port": int(lst.port), "lb_arn": lb.arn,
+                    listeners.append({"arn": lst.arn, "port": int(lst.port),
                                       "forward": forward, "idle_timeout": idle})
         for tg in list(be.target_groups.values()):
             ov = overrides.get(tg.arn, {})
             attrs = tg.attributes
             groups.append({
-                "arn": tg.arn, "name": tg.name, "port": tg.port or 80,
-                "target_type": tg.target_type,
+                "arn": tg.arn, "port": int(tg.port or 80),
                 "health": {
                     "enabled": bool(tg.health_check_enabled),
                     "protocol": tg.health_check_protocol or "HTTP",

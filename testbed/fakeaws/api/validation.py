@@ -6,11 +6,13 @@ AwsError with the code real ELBv2 returns for that input.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+from collections.abc import Mapping
 
 from testbed.fakeaws.api.errors import AwsError, validation
-from testbed.fakeaws.config import AWS_MIN_HEALTH_CHECK_INTERVAL
-from testbed.fakeaws.store import valid_ip
+from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL
+from testbed.fakeaws.wire import ALGORITHMS
 
 TG_ATTRIBUTES = frozenset({
     "deregistration_delay.timeout_seconds", "deregistration_delay.connection_termination.enabled",
@@ -27,7 +29,6 @@ TG_ATTRIBUTES = frozenset({
     "target_health_state.unhealthy.connection_termination.enabled",
     "target_health_state.unhealthy.draining_interval_seconds",
 })
-ALGORITHMS = ("round_robin", "least_outstanding_requests", "weighted_random")
 
 
 def members(form: dict[str, str], prefix: str) -> list[dict[str, str]]:
@@ -41,6 +42,14 @@ def members(form: dict[str, str], prefix: str) -> list[dict[str, str]]:
             if idx.isdigit():
                 found.setdefault(int(idx), {})[field] = value
     return [found[i] for i in sorted(found)]
+
+
+def valid_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _number(name: str, raw: str, lo: float, hi: float, allow_fraction: bool = False) -> float:
@@ -135,11 +144,11 @@ def _matcher(spec: str) -> None:
                        "200 | 200-399 | 200,201") from exc
 
 
-def tg_attributes(form: dict[str, str], algorithm_now: str, slow_start_now: float
-                  ) -> dict[str, str]:
-    """Attributes.member.N.{Key,Value} -> dict, validated."""
+def tg_attributes(form: dict[str, str], current: Mapping[str, str]) -> dict[str, str]:
+    """Attributes.member.N.{Key,Value} -> dict, validated together with the group's
+    `current` attributes (combinations AWS refuses are checked on the result)."""
     attrs = {m.get("Key", ""): m.get("Value", "") for m in members(form, "Attributes")}
-    for key, _value in attrs.items():
+    for key in attrs:
         if key not in TG_ATTRIBUTES:
             raise validation(f"Target group attribute key '{key}' is not recognized")
     if "deregistration_delay.timeout_seconds" in attrs:
@@ -147,21 +156,41 @@ def tg_attributes(form: dict[str, str], algorithm_now: str, slow_start_now: floa
         if not raw.isdigit() or not 0 <= int(raw) <= 3600:
             raise validation(f"'deregistration_delay.timeout_seconds' value '{raw}' must be "
                              "between '0-3600' inclusive")
-    slow = slow_start_now
     if "slow_start.duration_seconds" in attrs:
         raw = attrs["slow_start.duration_seconds"]
         if not raw.isdigit() or not (int(raw) == 0 or 30 <= int(raw) <= 900):
             raise validation(f"'slow_start.duration_seconds' value '{raw}' must be '0' or "
                              "between '30-900' inclusive")
-        slow = int(raw)
-    algo = attrs.get("load_balancing.algorithm.type", algorithm_now)
+    merged = {**current, **attrs}
+    algo = merged.get("load_balancing.algorithm.type", "round_robin")
     if algo not in ALGORITHMS:
         raise validation(f"'load_balancing.algorithm.type' value '{algo}' must be one of "
                          f"[{', '.join(ALGORITHMS)}]")
+    mitigation = attrs.get("load_balancing.algorithm.anomaly_mitigation", "off")
+    if mitigation not in ("on", "off"):
+        raise validation(f"'load_balancing.algorithm.anomaly_mitigation' value '{mitigation}' "
+                         "must be one of [on, off]")
+    if mitigation == "on":
+        # Anomaly mitigation shifts weight away from targets by their error rates; the fake
+        # does not model it, and silently ignoring it would misrepresent the routing.
+        raise validation("'load_balancing.algorithm.anomaly_mitigation' 'on' is not supported "
+                         "by the fake AWS (it does not model Automatic Target Weights)")
+    # AWS: neither least outstanding requests nor weighted random can be used with slow
+    # start, and weighted random not with sticky sessions:
+    # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#modify-routing-algorithm
+    slow = int(float(merged.get("slow_start.duration_seconds", "0") or 0))
     if slow and algo == "least_outstanding_requests":
         raise AwsError("InvalidConfigurationRequest",
                        "Slow start mode cannot be enabled with the least outstanding requests "
                        "load balancing algorithm")
+    if slow and algo == "weighted_random":
+        raise AwsError("InvalidConfigurationRequest",
+                       "Slow start mode cannot be enabled with the weighted random load "
+                       "balancing algorithm")
+    if algo == "weighted_random" and merged.get("stickiness.enabled", "false") == "true":
+        raise AwsError("InvalidConfigurationRequest",
+                       "Sticky sessions cannot be enabled with the weighted random load "
+                       "balancing algorithm")
     return attrs
 
 

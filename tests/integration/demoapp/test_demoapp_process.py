@@ -130,7 +130,7 @@ def _closed_by_peer(s: socket.socket, timeout: float) -> bool:
 
 
 def test_serves_pod_version_and_readiness(demo: Callable[..., DemoProc]) -> None:
-    p = demo("--ready-after", "0.3", env={"POD_NAME": "pod-a", "APP_VERSION": "v3"})
+    p = demo("--ready-after-seconds", "0.3", env={"POD_NAME": "pod-a", "APP_VERSION": "v3"})
     status, body = _get(p.port)
     assert status == 200 and json.loads(body) == {"pod": "pod-a", "version": "v3"}
     _wait_until(lambda: _get(p.port, "/ready")[0] == 200)
@@ -144,7 +144,7 @@ def test_env_vars_configure_the_app(demo: Callable[..., DemoProc]) -> None:
 
 
 def test_startup_delay_logs_before_listening(demo: Callable[..., DemoProc]) -> None:
-    p = demo("--startup-delay", "0.3")
+    p = demo("--startup-delay-seconds", "0.3")
     starting, listening = p.wait_event("starting"), p.wait_event("listening")
     assert listening["ts"] - starting["ts"] >= 0.3
 
@@ -164,7 +164,7 @@ def test_drain_finishes_in_flight_and_refuses_new(demo: Callable[..., DemoProc])
 
 
 def test_drain_closes_idle_keepalive_connections(demo: Callable[..., DemoProc]) -> None:
-    p = demo("--on-sigterm", "drain", "--keepalive-timeout", "60")
+    p = demo("--on-sigterm", "drain", "--keep-alive-timeout-seconds", "60")
     idle = _connect(p.port)
     _request(idle)
     assert _read_response(idle).startswith(b"HTTP/1.1 200")
@@ -192,7 +192,7 @@ def test_ignore_keeps_serving_after_sigterm(demo: Callable[..., DemoProc]) -> No
 
 
 def test_keepalive_timeout_closes_idle_connections(demo: Callable[..., DemoProc]) -> None:
-    p = demo("--keepalive-timeout", "0.3")
+    p = demo("--keep-alive-timeout-seconds", "0.3")
     s = _connect(p.port)
     _request(s)
     assert _read_response(s).startswith(b"HTTP/1.1 200")
@@ -202,7 +202,7 @@ def test_keepalive_timeout_closes_idle_connections(demo: Callable[..., DemoProc]
 
 
 def test_long_keepalive_keeps_connection_reusable(demo: Callable[..., DemoProc]) -> None:
-    p = demo("--keepalive-timeout", "30")
+    p = demo("--keep-alive-timeout-seconds", "30")
     s = _connect(p.port)
     _request(s)
     assert _read_response(s).startswith(b"HTTP/1.1 200")
@@ -214,7 +214,7 @@ def test_long_keepalive_keeps_connection_reusable(demo: Callable[..., DemoProc])
 def test_sigterm_during_startup_delay_exits_without_listening() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "testbed.demoapp", "serve", "--host", "127.0.0.1", "--port", "0",
-         "--startup-delay", "30"], stdout=subprocess.PIPE, text=True)
+         "--startup-delay-seconds", "30"], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())

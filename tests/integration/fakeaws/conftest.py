@@ -1,5 +1,5 @@
 """Shared fixtures: one fake AWS server (subprocess, free loopback ports) per session, reset
-before each test; real target servers on 127.0.0.1; condition waits with deadlines."""
+before each test; real target servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,22 +10,23 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from testbed.fakeaws.targets import TargetServer
+from testbed.fakeaws.testing import TargetServer
+from tests.waiting import wait_until
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[3]
+# Polling the API: moto costs ~ms of CPU per call, so not every 10 ms.
+API_POLL = 0.05
 _names = itertools.count(1)
 
 
@@ -33,24 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(pred: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
-               what: str = "condition") -> T:
-    """Poll `pred` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = pred()
-        except Exception as exc:  # noqa: BLE001 - keep polling through transient errors
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -68,6 +51,16 @@ class FakeAws:
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
+
+    def post_raw(self, path: str, data: bytes) -> tuple[int, Any]:
+        """POST a body as given (e.g. not valid JSON) -> (status, parsed JSON answer)."""
+        req = urllib.request.Request(self.url + path, data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
     def events(self, since: int = 0, kind: str | None = None) -> list[dict[str, Any]]:
         evs = self.get(f"/_testbed/events?since={since}")["events"]
@@ -171,7 +164,8 @@ class Alb:
         wait_until(lambda: self.state_of(server) == (state, reason)
                    if reason is not None or state == "healthy"
                    else (self.state_of(server) or ("",))[0] == state,
-                   timeout, what=f"{server.addr} -> {state}/{reason}")
+                   timeout, what=f"{server.addr} -> {state}/{reason}", interval=API_POLL,
+                   diag=lambda: f"health: {self.health()}")
 
     def set_attrs(self, **attrs: str) -> None:
         self.elbv2.modify_target_group_attributes(TargetGroupArn=self.tg_arn, Attributes=[
@@ -230,11 +224,6 @@ def http_get(url: str, timeout: float = 10.0) -> tuple[int, dict[str, str], byte
             return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
     except urllib.error.HTTPError as e:
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
-
-
-@pytest.fixture(name="wait_until")
-def wait_until_fixture() -> Callable[..., Any]:
-    return wait_until
 
 
 @pytest.fixture(name="http_get")

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.integration
 AWS = str(Path(sys.executable).parent / "aws")
 
 
-def test_aws_cli_full_flow(fakeaws, targets, wait_until, http_get, free_port):
+def test_aws_cli_full_flow(fakeaws, targets, http_get, free_port):
     """The AWS CLI, unchanged, drives VPC -> LB -> TG -> listener -> register -> health."""
     env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
@@ -95,6 +97,8 @@ def test_bad_input_gives_aws_error_codes(make_alb, fakeaws):
     for key, value in (("deregistration_delay.timeout_seconds", "3601"),
                        ("slow_start.duration_seconds", "5"),
                        ("slow_start.duration_seconds", "901"),
+                       ("load_balancing.algorithm.type", "random"),
+                       ("load_balancing.algorithm.anomaly_mitigation", "on"),
                        ("no.such.attribute", "1")):
         assert _code(lambda k=key, v=value: e.modify_target_group_attributes(
             TargetGroupArn=arn, Attributes=[{"Key": k, "Value": v}])) == "ValidationError"
@@ -105,6 +109,10 @@ def test_bad_input_gives_aws_error_codes(make_alb, fakeaws):
     attrs = {a["Key"]: a["Value"] for a in e.describe_target_group_attributes(
         TargetGroupArn=arn)["Attributes"]}
     assert attrs["deregistration_delay.timeout_seconds"] == "3600"
+    # AWS refuses slow start with weighted random; the group has slow start on now.
+    assert _code(lambda: e.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+        {"Key": "load_balancing.algorithm.type", "Value": "weighted_random"}])) == \
+        "InvalidConfigurationRequest"
     for field, value in (("HealthCheckIntervalSeconds", 301),
                          ("HealthCheckTimeoutSeconds", 121),
                          ("HealthyThresholdCount", 1), ("HealthyThresholdCount", 11),
@@ -120,7 +128,7 @@ def test_bad_input_gives_aws_error_codes(make_alb, fakeaws):
             {"Key": "idle_timeout.timeout_seconds", "Value": "0"}])) == "ValidationError"
 
 
-def test_event_log_contract(fakeaws, make_alb, targets, wait_until):
+def test_event_log_contract(fakeaws, make_alb, targets):
     """/_testbed/events?since= pages with seq; the stream endpoint yields NDJSON live."""
     import urllib.request
 
@@ -144,5 +152,41 @@ def test_event_log_contract(fakeaws, make_alb, targets, wait_until):
             got.append(json.loads(line))
     stream.close()
     assert got[0]["seq"] > start
-    assert fakeaws.get(f"/_testbed/events?since={page['next']}")["events"] == [] or True
+    # A healthy target whose checks keep passing changes nothing: no newer events yet.
+    nxt = page["next"]
+    assert fakeaws.get(f"/_testbed/events?since={nxt}") == {"events": [], "next": nxt}
+    alb.deregister(a)
+    later = fakeaws.get(f"/_testbed/events?since={nxt}")
+    assert [e["seq"] for e in later["events"]] == list(range(nxt + 1, later["next"] + 1))
+    assert later["events"][0]["kind"] == "deregistered"
+    two = fakeaws.get(f"/_testbed/events?since={start}&limit=2")
+    assert [e["seq"] for e in two["events"]] == seqs[:2] and two["next"] == seqs[1]
     assert fakeaws.get("/_testbed/healthz")["ok"] is True
+
+
+def test_runtime_config_validated_by_the_declaration(fakeaws, make_alb, targets):
+    """POST /_testbed/config refuses what the settings declaration refuses, with a JSON error,
+    and the engine keeps working (a NaN delay used to kill its timers)."""
+    before = fakeaws.get("/_testbed/config")
+    assert before["register_delay"] == 0 and before["port"] == int(fakeaws.url.rsplit(":", 1)[1])
+    for body in (b'{"register_delay": NaN}', b'{"deregister_delay": Infinity}',
+                 b'{"register_delay": -1}', b'{"register_delay": 3601}',
+                 b'{"connect_timeout": 0}', b'{"register_delay": "5"}',
+                 b'{"register_delay": true}', b'{"register_delay": null}',
+                 b'{"no_such_setting": 1}', b'{"port": 1234}', b'[1]', b'not json'):
+        code, answer = fakeaws.post_raw("/_testbed/config", body)
+        assert code == 400 and isinstance(answer["error"], str) and answer["error"], body
+    # All or nothing: one bad value keeps the valid one in the same body from applying.
+    code, _ = fakeaws.post_raw("/_testbed/config",
+                               b'{"deregister_delay": 2, "register_delay": NaN}')
+    assert code == 400
+    assert fakeaws.get("/_testbed/config") == before
+    # The engine still runs its timers: a registration becomes healthy, with the new delay.
+    assert fakeaws.post("/_testbed/config", {"register_delay": 0.3})["register_delay"] == 0.3
+    srv = targets()
+    alb = make_alb()
+    alb.register(srv)
+    alb.wait_state(srv, "healthy")
+    registered = fakeaws.events(kind="registered")[-1]
+    assert registered["visible_in"] == 0.3
+    assert fakeaws.events(kind="config")[-1]["register_delay"] == 0.3

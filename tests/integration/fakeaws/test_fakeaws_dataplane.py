@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.integration
 
 
@@ -37,7 +39,7 @@ def test_503_no_targets_and_all_initial(fakeaws, make_alb, targets, http_get):
     assert srv.requests == []
 
 
-def test_502_refused_via_fail_open(fakeaws, make_alb, http_get, wait_until, free_port):
+def test_502_refused_via_fail_open(fakeaws, make_alb, http_get, free_port):
     """Nothing listens: checks fail, the only target is unhealthy, fail-open still routes to
     it, and the connect is refused -> 502."""
     alb = make_alb()
@@ -45,7 +47,7 @@ def test_502_refused_via_fail_open(fakeaws, make_alb, http_get, wait_until, free
     alb.elbv2.register_targets(TargetGroupArn=alb.tg_arn, Targets=[
         {"Id": "127.0.0.1", "Port": port}])
     wait_until(lambda: alb.health()[f"127.0.0.1:{port}"] ==
-               ("unhealthy", "Target.FailedHealthChecks"), what="unhealthy")
+               ("unhealthy", "Target.FailedHealthChecks"), 10, what="unhealthy", interval=0.05)
     routing = [e for e in fakeaws.events(kind="routing") if e["tg_arn"] == alb.tg_arn]
     assert routing[-1]["fail_open"] is True
     _expect(fakeaws, http_get, alb.url + "/r", 502, "target_refused", f"127.0.0.1:{port}")
@@ -75,7 +77,7 @@ def test_504_idle_timeout(fakeaws, make_alb, targets, http_get):
     assert 0.9 < time.monotonic() - t0 < 2.5
 
 
-def test_504_connect_timeout(fakeaws, make_alb, http_get, wait_until):
+def test_504_connect_timeout(fakeaws, make_alb, http_get):
     """A listener whose accept queue is full drops SYNs: the connect never completes."""
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
@@ -91,8 +93,8 @@ def test_504_connect_timeout(fakeaws, make_alb, http_get, wait_until):
         alb = make_alb()
         alb.elbv2.register_targets(TargetGroupArn=alb.tg_arn, Targets=[
             {"Id": "127.0.0.1", "Port": port}])
-        wait_until(lambda: alb.health()[f"127.0.0.1:{port}"][0] == "unhealthy",
-                   what="unhealthy")
+        wait_until(lambda: alb.health()[f"127.0.0.1:{port}"][0] == "unhealthy", 10,
+                   what="unhealthy", interval=0.05)
         _expect(fakeaws, http_get, alb.url + "/c", 504, "connect_timeout", f"127.0.0.1:{port}")
     finally:
         for c in fillers:
@@ -100,8 +102,7 @@ def test_504_connect_timeout(fakeaws, make_alb, http_get, wait_until):
         lsock.close()
 
 
-def test_draining_finishes_in_flight_and_takes_no_new(fakeaws, make_alb, targets, http_get,
-                                                        wait_until):
+def test_draining_finishes_in_flight_and_takes_no_new(fakeaws, make_alb, targets, http_get):
     a, b = targets(), targets()
     alb = make_alb(dereg_delay=5)
     alb.register(a, b)
@@ -124,8 +125,7 @@ def test_draining_finishes_in_flight_and_takes_no_new(fakeaws, make_alb, targets
     assert alb.state_of(busy) == ("draining", "Target.DeregistrationInProgress")
 
 
-def test_502_when_drain_expires_mid_request(fakeaws, make_alb, targets, http_get,
-                                             wait_until):
+def test_502_when_drain_expires_mid_request(fakeaws, make_alb, targets, http_get):
     srv = targets()
     alb = make_alb(dereg_delay=1)
     alb.register(srv)
@@ -187,8 +187,7 @@ def test_forwarded_headers_round_robin_and_fail_open(fakeaws, make_alb, targets,
     assert http_get(alb.url + "/open")[0] == 200  # fail-open
 
 
-def test_least_outstanding_requests_via_attribute(fakeaws, make_alb, targets, http_get,
-                                                  wait_until):
+def test_least_outstanding_requests_via_attribute(fakeaws, make_alb, targets, http_get):
     a, b = targets(), targets()
     alb = make_alb()
     alb.set_attrs(load_balancing__algorithm__type="least_outstanding_requests")
@@ -204,3 +203,22 @@ def test_least_outstanding_requests_via_attribute(fakeaws, make_alb, targets, ht
         assert http_get(alb.url + "/lor")[0] == 200
     th.join(5)
     assert sum(r.path == "/lor" for r in idle.requests) == 5
+
+
+def test_weighted_random_spreads_in_random_order(make_alb, targets, http_get):
+    """weighted_random without anomaly mitigation: every target equally likely, in random
+    order (round robin would alternate strictly)."""
+    a, b = targets(), targets()
+    alb = make_alb()
+    alb.set_attrs(load_balancing__algorithm__type="weighted_random",
+                  load_balancing__algorithm__anomaly_mitigation="off")
+    alb.register(a, b)
+    alb.wait_state(a, "healthy")
+    alb.wait_state(b, "healthy")
+    for _ in range(60):
+        assert http_get(alb.url + "/wr")[0] == 200
+    order = sorted((r.ts, s.port) for s in (a, b) for r in s.requests if r.path == "/wr")
+    ports = [p for _, p in order]
+    assert 10 <= ports.count(a.port) <= 50  # P(outside) ~ 1e-7 for a fair coin
+    # 60 draws without two equal neighbours: probability 2**-59 for a fair coin.
+    assert any(x == y for x, y in zip(ports, ports[1:], strict=False))

@@ -6,10 +6,12 @@ import time
 
 import pytest
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.integration
 
 
-def test_initial_reasons_then_healthy_one_check(fakeaws, make_alb, targets, wait_until):
+def test_initial_reasons_then_healthy_one_check(fakeaws, make_alb, targets):
     """initial/RegistrationInProgress while the registration propagates, then
     InitialHealthChecking while checks fail, then healthy after ONE success."""
     fakeaws.post("/_testbed/config", {"register_delay": 1.0})
@@ -34,7 +36,7 @@ def test_initial_reasons_then_healthy_one_check(fakeaws, make_alb, targets, wait
     assert all(c.headers["user-agent"] == "ELB-HealthChecker/2.0" for c in checks)
 
 
-def test_unhealthy_reasons_and_recovery(fakeaws, make_alb, targets, wait_until):
+def test_unhealthy_reasons_and_recovery(fakeaws, make_alb, targets):
     srv = targets()
     alb = make_alb(interval=0.2, timeout=0.15, healthy=3, unhealthy=2)
     alb.register(srv)
@@ -92,7 +94,7 @@ def test_not_in_use_then_in_use_and_hc_disabled(fakeaws, make_alb, targets, free
     alb.wait_state(srv, "unused", "Target.NotInUse")
 
 
-def test_draining_shown_then_gone_and_checks_stop(fakeaws, make_alb, targets, wait_until):
+def test_draining_shown_then_gone_and_checks_stop(fakeaws, make_alb, targets):
     srv = targets()
     alb = make_alb(dereg_delay=1)
     alb.register(srv)

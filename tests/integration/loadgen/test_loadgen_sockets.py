@@ -23,7 +23,7 @@ def server() -> Iterator[Callable[[str], int]]:
     procs: list[subprocess.Popen[str]] = []
 
     def start(mode: str) -> int:
-        p = subprocess.Popen([sys.executable, "-m", "testbed.loadgen.testserver", "--mode", mode],
+        p = subprocess.Popen([sys.executable, "-m", "testbed.loadgen.testing", "--mode", mode],
                              stdout=subprocess.PIPE, text=True)
         procs.append(p)
         assert p.stdout is not None

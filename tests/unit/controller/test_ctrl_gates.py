@@ -8,8 +8,8 @@ from ctrl_helpers import ARN, NS, cfg, endpoint_slice, ep, namespace, node, pod,
 
 from controller import gates
 from controller.aws import TargetsManager
-from controller.fakes import FakeELBv2, FakeKube
 from controller.reconcile import CHECKPOINT_ANNOTATION, Reconciler
+from controller.testing import FakeELBv2, FakeKube
 
 KEY = (NS, "web-tgb")
 COND = "target-health.elbv2.k8s.aws/web-tgb"

@@ -15,10 +15,10 @@ from ctrl_helpers import ARN, NS, cfg, endpoint_slice, ep, namespace, node, pod,
 from kubernetes import client
 
 from controller.aws import TargetsManager
-from controller.fakes import FakeELBv2, merge_patch
 from controller.kube import KubeCluster
-from controller.manager import Controller
+from controller.manager import Manager
 from controller.reconcile import FINALIZER, Reconciler
+from controller.testing import FakeELBv2, merge_patch
 
 LISTS = {
     "/apis/elbv2.k8s.aws/v1beta1/targetgroupbindings": "TargetGroupBindingList",
@@ -128,13 +128,13 @@ def test_real_client_wiring(api: FakeAPI) -> None:
     elb = FakeELBv2()
     elb.create_target_group(ARN)
     c = cfg()
-    ctl = Controller(kc, Reconciler(kc, TargetsManager(elb, ttl=0), c), c)
-    kc.add_handler(ctl.handle)
+    mgr = Manager(kc, Reconciler(kc, TargetsManager(elb, ttl=0), c), c)
+    kc.add_handler(mgr.handle)
     kc.start()
     try:
         assert kc.wait_synced(5)
         assert kc.get("tgb", NS, "web-tgb")["kind"] == "TargetGroupBinding"  # type: ignore[index]
-        assert ctl.process_one(timeout=2) == (NS, "web-tgb")
+        assert mgr.process_one(timeout=2) == (NS, "web-tgb")
         assert elb.registered(ARN) == {"10.0.0.1:8080"}
         by_path = {(m, p.split("?")[0]): (ct, b) for m, p, ct, b in api.requests}
         ct, body = by_path[

@@ -6,19 +6,22 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from ctrl_helpers import ARN, NS, cfg, endpoint_slice, ep, namespace, node, pod, service, tgb
+from typer.testing import CliRunner
 
 from controller.aws import AWSError, TargetsManager
-from controller.fakes import FakeELBv2, FakeKube
-from controller.manager import Controller
+from controller.config import Config
+from controller.manager import Manager
 from controller.queue import ExponentialBackoff, WorkQueue
-from controller.reconcile import Reconciler
+from controller.reconcile import Reconciler, Result
+from controller.testing import FakeELBv2, FakeKube
 from tests.waiting import wait_until
 
 KEY = (NS, "web-tgb")
 
 
-def setup(**kw: Any) -> tuple[FakeKube, FakeELBv2, Controller]:
+def setup(config: Config | None = None, **kw: Any) -> tuple[FakeKube, FakeELBv2, Manager]:
     kube, elb = FakeKube(notify_on_write=False), FakeELBv2()
     elb.create_target_group(ARN)
     for kind, obj in [
@@ -30,121 +33,163 @@ def setup(**kw: Any) -> tuple[FakeKube, FakeELBv2, Controller]:
         ("tgb", tgb()),
     ]:
         kube.put(kind, obj, notify=False)
-    c = cfg(**kw)
-    ctl = Controller(kube, Reconciler(kube, TargetsManager(elb, ttl=0), c), c)
-    kube.add_handler(ctl.handle)
-    return kube, elb, ctl
+    c = config or cfg(**kw)
+    mgr = Manager(kube, Reconciler(kube, TargetsManager(elb, ttl=0), c), c)
+    kube.add_handler(mgr.handle)
+    return kube, elb, mgr
 
 
-def drain(ctl: Controller) -> list[Any]:
+def drain(mgr: Manager) -> list[Any]:
     keys = []
-    while len(ctl.queue):
-        keys.append(ctl.process_one(timeout=0))
+    while len(mgr.queue):
+        keys.append(mgr.process_one(timeout=0))
     return keys
 
 
 def test_tgb_service_and_slice_events_map_to_the_tgb() -> None:
-    kube, _, ctl = setup()
+    kube, _, mgr = setup()
     t = tgb()
     t["metadata"]["generation"] = 2  # spec change
     kube.put("tgb", t)
-    assert drain(ctl) == [KEY]
+    assert drain(mgr) == [KEY]
     kube.put("service", service(ports=[("http", 80, 8081)]))
-    assert ctl.queue.get(0) == KEY
-    ctl.queue.done(KEY)
+    assert mgr.queue.get(0) == KEY
+    mgr.queue.done(KEY)
     kube.put("endpointslice", endpoint_slice(endpoints=[ep("10.0.0.1", "g", ready=True)]))
-    assert ctl.queue.get(0) == KEY
-    ctl.queue.done(KEY)
+    assert mgr.queue.get(0) == KEY
+    mgr.queue.done(KEY)
 
 
 def test_slice_update_without_endpoint_or_port_change_is_ignored() -> None:
-    kube, _, ctl = setup()
+    kube, _, mgr = setup()
     s = endpoint_slice(endpoints=[ep("10.0.0.1", "g", ready=False)])
     s["metadata"]["annotations"] = {"x": "y"}
     kube.put("endpointslice", s)
-    assert len(ctl.queue) == 0
+    assert len(mgr.queue) == 0
 
 
 def test_status_only_tgb_update_is_ignored() -> None:
-    kube, _, ctl = setup()
+    kube, _, mgr = setup()
     t = tgb()
     t["status"] = {"observedGeneration": 1}
     kube.put("tgb", t)
-    assert len(ctl.queue) == 0  # same generation: our own status/annotation writes
+    assert len(mgr.queue) == 0  # same generation: our own status/annotation writes
 
 
 def test_gated_pod_containers_ready_change_triggers_reconcile() -> None:
-    kube, _, ctl = setup()
+    kube, _, mgr = setup()
     kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
-    assert ctl.queue.get(0) == KEY
+    assert mgr.queue.get(0) == KEY
 
 
 def test_switch_no_pod_watch_pod_changes_trigger_nothing() -> None:
-    kube, _, ctl = setup(no_pod_watch=True)
+    kube, _, mgr = setup(no_pod_watch=True)
     kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
-    assert len(ctl.queue) == 0
+    assert len(mgr.queue) == 0
 
 
 def test_ungated_pod_ignored() -> None:
-    kube, _, ctl = setup()
+    kube, _, mgr = setup()
     kube.put("pod", pod("plain", "10.0.0.9"))
-    assert len(ctl.queue) == 0
+    assert len(mgr.queue) == 0
 
 
 def test_switch_legacy_endpoints_events_and_resolution() -> None:
     from ctrl_helpers import legacy_endpoints
 
-    kube, elb, ctl = setup(legacy_endpoints=True)
+    kube, elb, mgr = setup(legacy_endpoints=True)
     kube.put("pod", pod("a", "10.0.0.5"), notify=False)
     kube.put("endpoints", legacy_endpoints(ready=[("10.0.0.5", "a")]))
-    assert ctl.process_one(0) == KEY
+    assert mgr.process_one(0) == KEY
     assert elb.registered(ARN) == {"10.0.0.5:8080"}
 
 
 def test_tgb_delete_requeues_bindings_refused_for_same_arn() -> None:
-    kube, _, ctl = setup()
+    kube, _, mgr = setup()
     kube.put("tgb", tgb("copy", created="2026-11-25T11:00:00Z"), notify=False)
     kube.delete("tgb", NS, "web-tgb")  # no finalizer yet -> gone at once
-    assert ctl.queue.get(0) == (NS, "copy")
+    assert mgr.queue.get(0) == (NS, "copy")
 
 
 def test_pending_gate_requeues_after_fixed_period() -> None:
-    kube, elb, ctl = setup(requeue_seconds=15.0)
+    kube, elb, mgr = setup(requeue_seconds=15.0)
     kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
-    ctl.process_one(0)
-    ((due, key),) = ctl.queue.pending_delayed()
+    mgr.process_one(0)
+    ((due, key),) = mgr.queue.pending_delayed()
     assert key == KEY and 14.0 < due - time.monotonic() <= 15.0
 
 
 def test_switch_backoff_requeue_doubles_from_5ms() -> None:
-    kube, elb, ctl = setup(backoff_requeue=True)
+    kube, elb, mgr = setup(backoff_requeue=True)
     kube.put(
         "pod",
         pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]),
         notify=False,
     )
-    ctl.queue.add(KEY)
-    ctl.process_one(0)  # registers: fixed period
-    assert ctl.last_results[KEY].requeue_after == 15.0
+    mgr.queue.add(KEY)
+    mgr.process_one(0)  # registers: fixed period
+    assert mgr.last_results[KEY].requeue_after == 15.0
     elb.set_health(ARN, "10.0.0.1:8080", "unhealthy", "Target.Timeout", "Request timed out")
     delays = []
     for _ in range(4):
-        ctl.queue.add(KEY)
-        ctl.process_one(0)
-        delays.append(ctl.queue.backoff.base * 2 ** (ctl.queue.num_requeues(KEY) - 1))
+        mgr.queue.add(KEY)
+        mgr.process_one(0)
+        delays.append(mgr.queue.backoff.base * 2 ** (mgr.queue.num_requeues(KEY) - 1))
     assert delays == [0.005, 0.01, 0.02, 0.04]
     b = ExponentialBackoff(0.005, 1000.0)
     assert max(b.when("k") for _ in range(30)) == 1000.0
 
 
 def test_aws_error_goes_to_backoff_and_success_forgets() -> None:
-    kube, elb, ctl = setup()
+    kube, elb, mgr = setup()
+    kube.put("pod", pod("g", "10.0.0.1", ready=True, gates=["web-tgb"]), notify=False)
+    kube.put("endpointslice", endpoint_slice(endpoints=[ep("10.0.0.1", "g")]), notify=False)
     elb.fail["DescribeTargetHealth"] = [AWSError("DescribeTargetHealth", "Throttling", "slow down")]
-    ctl.queue.add(KEY)
-    ctl.process_one(0)
-    assert ctl.queue.num_requeues(KEY) == 1
-    ctl.process_one(0.5)  # waits (up to 0.5 s) for the 5 ms backoff to mature
-    assert ctl.queue.num_requeues(KEY) == 0 or ctl.last_results[KEY].requeue_after > 0
+    mgr.queue.add(KEY)
+    mgr.process_one(0)
+    assert mgr.queue.num_requeues(KEY) == 1
+    assert mgr.process_one(1.0) == KEY  # the 5 ms backoff matured and the retry ran
+    assert mgr.last_results[KEY] == Result(requeue_after=15.0, reason="monitor targetHealth")
+    assert mgr.queue.num_requeues(KEY) == 0
+
+
+def test_backoff_caps_at_max_exponential_backoff_delay_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--targetgroupbinding-max-exponential-backoff-delay (ALBC v2.2.1+) caps the per-key
+    backoff after reconcile errors: 5 ms doubling, then the flag's value, as a Go duration."""
+    import controller.main as m
+
+    seen: list[Config] = []
+    monkeypatch.setattr(m, "run_controller", seen.append)
+    r = CliRunner().invoke(
+        m.app,
+        [
+            "run",
+            "--aws-endpoint-url",
+            "http://f:1",
+            "--targetgroupbinding-max-exponential-backoff-delay",
+            "40ms",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert seen[0].backoff_max_seconds == 0.04
+    kube, elb, mgr = setup(seen[0])
+    elb.fail["DescribeTargetHealth"] = [
+        AWSError("DescribeTargetHealth", "Throttling", "slow down") for _ in range(6)
+    ]
+    delays: list[float] = []
+    add_after = mgr.queue.add_after
+
+    def record(key: Any, delay: float) -> None:
+        delays.append(delay)
+        add_after(key, delay)
+
+    monkeypatch.setattr(mgr.queue, "add_after", record)
+    mgr.queue.add(KEY)
+    for _ in range(6):
+        assert mgr.process_one(1.0) == KEY
+    assert delays == pytest.approx([0.005, 0.01, 0.02, 0.04, 0.04, 0.04])
 
 
 def test_queue_dedups_and_serialises_per_key() -> None:
@@ -202,9 +247,9 @@ def test_add_after_delivers_later() -> None:
 def test_workers_converge_a_gated_pod_end_to_end() -> None:
     """Threads, events and the fixed requeue together: registration, then the gate goes True
     once the fake ELB reports healthy, all without a manual kick."""
-    kube, elb, ctl = setup(requeue_seconds=0.05)
+    kube, elb, mgr = setup(requeue_seconds=0.05)
     kube.notify_on_write = True
-    ctl.start()
+    mgr.start()
     try:
         kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
         wait_until(lambda: elb.registered(ARN) == {"10.0.0.1:8080"}, 5, "target registered")
@@ -218,7 +263,7 @@ def test_workers_converge_a_gated_pod_end_to_end() -> None:
 
         wait_until(lambda: gate() == "True", 5, "gate True")
         assert gate() == "True"
-        assert ctl.alive()
+        assert mgr.alive()
     finally:
-        ctl.stop()
-    assert not ctl.alive()
+        mgr.stop()
+    assert not mgr.alive()

@@ -4,13 +4,15 @@ finalizer cleanup, bad input."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 from typing import Any
 
 import pytest
 from ctrl_helpers import ARN, NS, cfg, endpoint_slice, ep, namespace, node, pod, service, tgb
 
+from controller import log as clog
 from controller.aws import AWSError, TargetInfo, TargetsManager
-from controller.fakes import FakeELBv2, FakeKube
 from controller.reconcile import (
     CHECKPOINT_ANNOTATION,
     FINALIZER,
@@ -18,6 +20,7 @@ from controller.reconcile import (
     compute_checkpoint,
 )
 from controller.resolve import PodEndpoint
+from controller.testing import FakeELBv2, FakeKube
 
 KEY = (NS, "web-tgb")
 
@@ -246,3 +249,44 @@ def test_potential_ready_pod_keeps_polling_even_when_checkpoint_is_unchanged() -
     kube.put("pod", pod("slow", "10.0.9.9", containers_ready=True, ready=False, gates=["web-tgb"]))
     r.reconcile(KEY)
     assert elb.registered(ARN) == {"10.0.9.9:8080"}
+
+
+def test_target_and_gate_writes_log_a_stable_action_field() -> None:
+    """The testbed's report reads these lines by `action` (testbed/run/ctrllog.py), never by
+    message text: register, deregister (diff and finalizer cleanup alike) and gate."""
+    kube, elb, r = world(2, gates=True)
+    buf = io.StringIO()
+    clog.configure("info", buf)
+    try:
+        r.reconcile(KEY)
+        set_pods(kube, ips(1), gates=True)
+        r.reconcile(KEY)
+        kube.delete("tgb", NS, "web-tgb")
+        r.reconcile(KEY)
+    finally:
+        clog.configure("info", None)
+    recs = [json.loads(line) for line in buf.getvalue().splitlines()]
+    acts = [
+        (x["action"], x["tgb"], x["namespace"], x.get("targets"), x.get("pod"), x.get("status"))
+        for x in recs
+        if "action" in x
+    ]
+    a, b = ips(2)
+    tgb_id = f"{NS}/web-tgb"
+    assert acts == [
+        (
+            "register",
+            tgb_id,
+            NS,
+            [{"target": f"{a}:8080", "pod": f"p{a}"}, {"target": f"{b}:8080", "pod": f"p{b}"}],
+            None,
+            None,
+        ),
+        ("gate", tgb_id, NS, None, f"p{a}", "False"),
+        ("gate", tgb_id, NS, None, f"p{b}", "False"),
+        ("deregister", tgb_id, NS, [{"target": f"{b}:8080"}], None, None),
+        # cleanup deregisters every target of the group, the draining one too
+        ("deregister", tgb_id, NS, [{"target": f"{a}:8080"}, {"target": f"{b}:8080"}], None, None),
+        ("gate", tgb_id, NS, None, f"p{a}", "True"),
+        ("gate", tgb_id, NS, None, f"p{b}", "True"),
+    ]

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from controller import certs
 from controller.config import RealAWSRefused, check_aws_endpoint
-from controller.fakes import FakeKube
 from controller.main import app
+from controller.testing import FakeKube
 from controller.webhook import WebhookServer, gates_to_inject, mutate_pod, validate_tgb
 
 GATE = "target-health.elbv2.k8s.aws/web-tgb"

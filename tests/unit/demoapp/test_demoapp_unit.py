@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner
 
 from testbed.demoapp.cli import app as cli_app
-from testbed.demoapp.config import ENV_VARS, DemoConfig, OnSigterm
+from testbed.demoapp.config import DemoBehaviour, DemoConfig, DemoServe, env_for
 from testbed.demoapp.server import DemoApp, log_event
 
 
@@ -52,7 +52,7 @@ def test_ready_toggles_at_runtime() -> None:
 
 
 def test_ready_after_delay_and_terminating() -> None:
-    demo = DemoApp(DemoConfig(ready_after=3600))
+    demo = DemoApp(DemoConfig(DemoServe(readyAfterSeconds=600)))
     assert not demo.is_ready()  # not listening yet
     demo.listening_at = 1e12  # listening "now" in the far future: ready_after not elapsed
     assert not demo.is_ready()
@@ -71,7 +71,7 @@ def test_health_code_flag_and_admin() -> None:
         assert (await c.post("/admin/health?code=999")).status == 400
         state = await (await c.get("/admin/state")).json()
         assert state["health_code"] == 200
-    _with_client(DemoConfig(health_code=503), body)
+    _with_client(DemoConfig(DemoServe(healthCode=503)), body)
 
 
 def test_latency_is_applied_per_request() -> None:
@@ -85,13 +85,13 @@ def test_latency_is_applied_per_request() -> None:
 
 def test_sigterm_modes_in_process() -> None:
     exits: list[int] = []
-    demo = DemoApp(DemoConfig(on_sigterm=OnSigterm.exit), hard_exit=exits.append)
+    demo = DemoApp(DemoConfig(DemoServe(onSigterm="exit")), hard_exit=exits.append)
     demo.on_sigterm()
     assert exits == [0]
-    demo = DemoApp(DemoConfig(on_sigterm=OnSigterm.ignore), hard_exit=exits.append)
+    demo = DemoApp(DemoConfig(DemoServe(onSigterm="ignore")), hard_exit=exits.append)
     demo.on_sigterm()
     assert exits == [0] and not demo._stop.is_set()
-    demo = DemoApp(DemoConfig(on_sigterm=OnSigterm.drain), hard_exit=exits.append)
+    demo = DemoApp(DemoConfig(DemoServe(onSigterm="drain")), hard_exit=exits.append)
     demo.on_sigterm()
     assert demo._stop.is_set() and exits == [0]
 
@@ -106,6 +106,17 @@ def test_log_event_is_one_json_line_with_timestamp() -> None:
 
 def test_every_knob_has_an_env_var() -> None:
     out = CliRunner().invoke(cli_app, ["serve", "--help"], env={"COLUMNS": "200"}).output
-    for flag, env in ENV_VARS.items():
-        assert "--" + flag.replace("_", "-") in out
-        assert env in out
+    for name in DemoServe.model_fields:
+        assert "--" + name.replace("_", "-") in out
+        assert "DEMO_" + name.upper() in out
+
+
+def test_cli_refuses_out_of_range_values() -> None:
+    r = CliRunner().invoke(cli_app, ["serve", "--health-code", "700"])
+    assert r.exit_code == 2 and "health_code" in r.output.replace("healthCode", "health_code")
+
+
+def test_env_for_covers_every_behaviour_knob() -> None:
+    env = env_for(DemoBehaviour(keepAliveTimeoutSeconds=3))
+    assert set(env) == {"DEMO_" + n.upper() for n in DemoBehaviour.model_fields}
+    assert env["DEMO_KEEP_ALIVE_TIMEOUT_SECONDS"] == "3.0" and env["DEMO_ON_SIGTERM"] == "drain"

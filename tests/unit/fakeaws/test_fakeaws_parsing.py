@@ -13,9 +13,14 @@ from testbed.fakeaws.api.validation import (
     parse_targets,
     tg_attributes,
 )
-from testbed.fakeaws.dataplane.http1 import BadMessage, error_response, parse_head, read_chunked
-from testbed.fakeaws.events import EventLog
-from testbed.fakeaws.health import parse_matcher
+from testbed.fakeaws.engine.dataplane.http1 import (
+    BadMessage,
+    error_response,
+    parse_head,
+    read_chunked,
+)
+from testbed.fakeaws.engine.events import EventLog
+from testbed.fakeaws.engine.health import parse_matcher
 
 
 def test_members_and_targets() -> None:
@@ -53,22 +58,58 @@ def test_health_check_ranges_and_fast_mode() -> None:
         "interval": 0.5, "timeout": 0.3}
 
 
-def test_tg_attributes() -> None:
-    def attrs(k: str, v: str) -> dict[str, str]:
-        return {"Attributes.member.1.Key": k, "Attributes.member.1.Value": v}
+def _attrs(**kv: str) -> dict[str, str]:
+    form = {}
+    for i, (k, v) in enumerate(kv.items(), 1):
+        form[f"Attributes.member.{i}.Key"] = k.replace("__", ".")
+        form[f"Attributes.member.{i}.Value"] = v
+    return form
 
-    assert tg_attributes(attrs("deregistration_delay.timeout_seconds", "3600"), "round_robin", 0)
-    assert tg_attributes(attrs("slow_start.duration_seconds", "0"), "round_robin", 0)
-    for k, v in (("deregistration_delay.timeout_seconds", "3601"),
-                 ("slow_start.duration_seconds", "29"), ("slow_start.duration_seconds", "901"),
-                 ("load_balancing.algorithm.type", "random"), ("bogus", "1")):
-        with pytest.raises(AwsError) as exc:
-            tg_attributes(attrs(k, v), "round_robin", 0)
-        assert exc.value.code == "ValidationError"
+
+ROUND_ROBIN = {"load_balancing.algorithm.type": "round_robin",
+               "slow_start.duration_seconds": "0", "stickiness.enabled": "false"}
+
+
+def _code(form: dict[str, str], current: dict[str, str] = ROUND_ROBIN) -> str:
     with pytest.raises(AwsError) as exc:
-        tg_attributes(attrs("load_balancing.algorithm.type", "least_outstanding_requests"),
-                      "round_robin", 30)
-    assert exc.value.code == "InvalidConfigurationRequest"
+        tg_attributes(form, current)
+    return exc.value.code
+
+
+def test_tg_attributes() -> None:
+    assert tg_attributes(_attrs(deregistration_delay__timeout_seconds="3600"), ROUND_ROBIN)
+    assert tg_attributes(_attrs(slow_start__duration_seconds="0"), ROUND_ROBIN)
+    for k, v in (("deregistration_delay__timeout_seconds", "3601"),
+                 ("slow_start__duration_seconds", "29"), ("slow_start__duration_seconds", "901"),
+                 ("load_balancing__algorithm__type", "random"), ("bogus", "1")):
+        assert _code(_attrs(**{k: v})) == "ValidationError", (k, v)
+    slow = {**ROUND_ROBIN, "slow_start.duration_seconds": "30"}
+    assert _code(_attrs(load_balancing__algorithm__type="least_outstanding_requests"),
+                 slow) == "InvalidConfigurationRequest"
+
+
+def test_weighted_random_and_anomaly_mitigation() -> None:
+    wr = _attrs(load_balancing__algorithm__type="weighted_random")
+    assert tg_attributes(wr, ROUND_ROBIN) == {"load_balancing.algorithm.type": "weighted_random"}
+    off = _attrs(load_balancing__algorithm__type="weighted_random",
+                 load_balancing__algorithm__anomaly_mitigation="off")
+    assert tg_attributes(off, ROUND_ROBIN)["load_balancing.algorithm.anomaly_mitigation"] == "off"
+    # The fake does not model anomaly mitigation: refused, not silently ignored.
+    on = _attrs(load_balancing__algorithm__type="weighted_random",
+                load_balancing__algorithm__anomaly_mitigation="on")
+    with pytest.raises(AwsError, match="does not model") as exc:
+        tg_attributes(on, ROUND_ROBIN)
+    assert exc.value.code == "ValidationError"
+    assert _code(_attrs(load_balancing__algorithm__anomaly_mitigation="maybe")) == \
+        "ValidationError"
+    # AWS: weighted random combines neither with slow start nor with sticky sessions, in
+    # whichever order they are set.
+    slow = {**ROUND_ROBIN, "slow_start.duration_seconds": "30"}
+    assert _code(wr, slow) == "InvalidConfigurationRequest"
+    on_wr = {**ROUND_ROBIN, "load_balancing.algorithm.type": "weighted_random"}
+    assert _code(_attrs(slow_start__duration_seconds="60"), on_wr) == \
+        "InvalidConfigurationRequest"
+    assert _code(_attrs(stickiness__enabled="true"), on_wr) == "InvalidConfigurationRequest"
 
 
 def test_matcher() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from testbed.fakeaws.config import EngineConfig
-from testbed.fakeaws.events import EventLog
-from testbed.fakeaws.store import HealthSettings, TargetGroupSpec, TargetStore
+from testbed.fakeaws.engine.events import EventLog
+from testbed.fakeaws.engine.store import HealthSettings, TargetGroupSpec, TargetStore
+from testbed.fakeaws.settings import FakeAwsSettings
 
 TG = "arn:tg/1"
 
@@ -52,8 +52,8 @@ def make(in_use: bool = True, register_delay: float = 0.0, deregister_delay: flo
          dereg: float = 10.0, **tg: Any) -> tuple[TargetStore, FakeClock, EventLog]:
     clock = FakeClock()
     ev = EventLog()
-    store = TargetStore(clock, ev, EngineConfig(register_delay=register_delay,
-                                                deregister_delay=deregister_delay))
+    store = TargetStore(clock, ev, FakeAwsSettings(register_delay=register_delay,
+                                                   deregister_delay=deregister_delay))
     store.sync_groups([TargetGroupSpec(arn=TG, port=80, in_use=in_use, deregistration_delay=dereg,
                                        health=HealthSettings(healthy_threshold=3,
                                                              unhealthy_threshold=2), **tg)])
@@ -194,14 +194,28 @@ def _healthy(store: TargetStore, clock: FakeClock, ids: list[str]) -> list[Any]:
     return out
 
 
-def test_round_robin_and_least_outstanding() -> None:
+def test_pick_follows_the_group_algorithm_as_it_changes() -> None:
     store, clock, _ = make()
     a, b = _healthy(store, clock, ["10.0.0.1", "10.0.0.2"])
-    picks = [store.pick(TG) for _ in range(4)]
-    assert picks.count(a) == picks.count(b) == 2
-    store.groups[TG].algorithm = "least_outstanding_requests"
+    assert [store.pick(TG) for _ in range(4)] in ([a, b, a, b], [b, a, b, a])
     a.in_flight = 3
+    spec = store.groups[TG]
+    store.sync_groups([TargetGroupSpec(arn=TG, in_use=True, health=spec.health,
+                                       algorithm="least_outstanding_requests")])
     assert all(store.pick(TG) is b for _ in range(5))
+
+
+def test_unknown_algorithm_is_refused_not_round_robin() -> None:
+    wire_group: Any = {"arn": TG, "port": 80, "deregistration_delay": 0, "slow_start": 0,
+                       "algorithm": "random", "in_use": True,
+                       "health": {"enabled": True, "protocol": "HTTP", "port": "traffic-port",
+                                  "path": "/", "interval": 5, "timeout": 2,
+                                  "healthy_threshold": 2, "unhealthy_threshold": 2,
+                                  "matcher": "200"}}
+    assert TargetGroupSpec.from_wire({**wire_group, "algorithm": "weighted_random"}
+                                     ).algorithm == "weighted_random"
+    with pytest.raises(ValueError, match="random"):
+        TargetGroupSpec.from_wire(wire_group)
 
 
 @pytest.mark.parametrize("elapsed, share", [(3.0, 0.1), (30.0, 0.5)])

@@ -11,7 +11,7 @@ import pytest
 from testbed.loadgen.records import Record
 from testbed.loadgen.summary import summarize
 from testbed.report import build_report, evaluate, write_report
-from testbed.report.build import registration_lags
+from testbed.report.model import registration_lags
 from testbed.report.text import error_windows, render_text
 from testbed.report.timeline import build_lanes, error_bins, ok_bins
 from testbed.scenario import load_builtin, parse_scenario
@@ -201,11 +201,3 @@ def test_passing_verdict_printed(name: str) -> None:
     rep = build_report(_records(), expect=sc.expect, rollout_stalled=sc.expect.rollout_stalls,
                        name=name)
     assert "PASS" in render_text(rep)
-
-
-def test_demo_log_events() -> None:
-    from testbed.report.events import demo_log_events
-    lines = ['{"ts": 10.5, "event": "sigterm", "mode": "drain"}', "garbage", "{bad json",
-             '{"ts": 11, "event": "exit"}', '{"ts": 9, "event": "admin_ready"}']
-    assert demo_log_events("p", lines) == [{"ts": 10.5, "pod": "p", "kind": "sigterm"},
-                                           {"ts": 11.0, "pod": "p", "kind": "exit"}]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from testbed.scenario import ScenarioError, builtin_names, load_builtin, load_scenario
+from testbed.scenario import ScenarioError, builtin_names, docs, load_builtin, load_scenario
 from testbed.scenario.cli import app
 from testbed.scenario.loader import builtin_text, parse_scenario, validate_data
 
@@ -61,7 +63,8 @@ def test_listener_missing_expects_stall() -> None:
 def test_defaults_filled() -> None:
     sc = parse_scenario("name: x\n")
     assert sc.app.replicas == 3 and sc.app.readiness_gate and sc.app.on_sigterm == "drain"
-    assert sc.rollout.max_surge == "25%" and sc.rollout.count == 1 and sc.rollout.new_app == {}
+    assert sc.rollout.max_surge == "25%" and sc.rollout.count == 1
+    assert sc.rollout.new_app.model_dump(exclude_none=True) == {}
     hc = sc.target_group.health_check
     assert (hc.path, hc.interval_seconds, hc.timeout_seconds, hc.healthy_threshold,
             hc.unhealthy_threshold, hc.matcher) == ("/healthz", 15, 5, 2, 2, "200")
@@ -95,7 +98,7 @@ MISTAKES = [
     ("app: {replica: 2}", "app.replica: unknown key; did you mean 'replicas'?"),
     ("app: {prestopSleepSeconds: 2}",
      "app.prestopSleepSeconds: unknown key; did you mean 'preStopSleepSeconds'?"),
-    ("app: {zzz: 2}", "app.zzz: unknown key; allowed keys: replicas, readinessGate"),
+    ("app: {zzz: 2}", "app.zzz: unknown key; allowed keys: onSigterm, drainSeconds"),
     ("targetgroup: {}", "targetgroup: unknown key; did you mean 'targetGroup'?"),
     ("app: {replicas: three}", "app.replicas: expected an integer 1-50, got 'three'"),
     ("app: {replicas: 0}", "app.replicas: expected an integer 1-50, got 0"),
@@ -108,7 +111,8 @@ MISTAKES = [
     ("app: [1]", "app: expected a mapping, got a list"),
     ("app:", "app: expected a mapping, got null (empty)"),
     ("alb: {algorithm: random}",
-     "alb.algorithm: expected one of round_robin, least_outstanding_requests, got 'random'"),
+     "alb.algorithm: expected one of round_robin, least_outstanding_requests, weighted_random, "
+     "got 'random'"),
     ("alb: {deregisterDelaySeconds: -1}",
      "alb.deregisterDelaySeconds: expected a number 0-600, got -1"),
     ("targetGroup: {healthCheck: {path: healthz}}",
@@ -167,6 +171,7 @@ def test_top_level_mistakes() -> None:
     assert validate_data({})[1] == ["name: required key missing"]
     assert validate_data({"nam": "x"})[1] == ["nam: unknown key; did you mean 'name'?",
                                               "name: required key missing"]
+    assert validate_data({"name": "x", "app": {"replicas": 2}})[0] is not None
     assert validate_data({"name": "Bad Name"})[1][0].startswith(
         "name: expected a DNS label")
     assert validate_data([1])[1] == [
@@ -215,20 +220,39 @@ def test_cli_validate_list_show(tmp_path: Path) -> None:
     r = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and all(n in r.output for n in builtin_names())
     r = runner.invoke(app, ["show", "listener-missing"])
-    assert r.exit_code == 0 and '"attach_listener": false' in r.output
+    assert r.exit_code == 0 and '"attachListener": false' in r.output
+    r = runner.invoke(app, ["schema"])
+    assert r.exit_code == 0
+    schema = json.loads(r.output)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert "readinessGate" in schema["$defs"]["App"]["properties"]
 
 
-def test_every_field_is_documented() -> None:
-    from testbed.scenario.schema import SCHEMA
+def test_field_tables_in_docs_are_current() -> None:
     doc = (Path(__file__).resolve().parents[3] / "docs" / "scenarios.md").read_text()
+    assert docs.render_into(doc) == doc, (
+        "docs/scenarios.md is stale: run `testbed scenario docs --write docs/scenarios.md`")
 
-    def walk(node: dict[str, object], prefix: str) -> list[str]:
-        out = []
-        for key, sub in node.get("properties", {}).items():  # type: ignore[attr-defined]
-            if key != "healthCheck":
-                out.append(f"{prefix}{key}")
-            if isinstance(sub, dict) and sub.get("properties") and key != "newApp":
-                out.extend(walk(sub, f"{key}." if key == "healthCheck" else ""))
-        return out
-    for field in walk(SCHEMA, ""):
-        assert f"`{field}`" in doc, field
+
+def test_field_tables_name_every_field() -> None:
+    tables = docs.field_tables()
+    for key in ("app.preStopSleepSeconds", "targetGroup.healthCheck.matcher",
+                "controller.podWatch", "expect.maxRegistrationLagSeconds", "load.durationSeconds"):
+        section, _, field = key.partition(".")
+        assert f"`{field}`" in tables.split(f"`{section}`", 1)[1], key
+
+
+def test_json_schema_accepts_the_builtins_and_refuses_unknown_keys() -> None:
+    validator = jsonschema.Draft202012Validator(docs.json_schema())
+    for name in builtin_names():
+        assert not list(validator.iter_errors(yaml.safe_load(builtin_text(name)))), name
+    assert list(validator.iter_errors({"name": "x", "app": {"replica": 2}}))
+
+
+def test_errors_carry_yaml_line_and_column() -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario("name: x\napp:\n  replicas: 0\n  zzz: 1\n", "t.yaml")
+    assert "app.replicas: expected an integer 1-50, got 0 (line 3, column 3)" in \
+        info.value.errors
+    assert any(e.startswith("app.zzz: unknown key") and e.endswith("(line 4, column 3)")
+               for e in info.value.errors)

@@ -22,10 +22,6 @@ class EventLog:
         self._seq = 0
         self._subs: set[asyncio.Queue[Event | None]] = set()
 
-    @property
-    def last_seq(self) -> int:
-        return self._seq
-
     def emit(self, kind: str, **fields: Any) -> Event:
         self._seq += 1
         ev: Event = {"seq": self._seq, "ts": time.time(), "kind": kind, **fields}

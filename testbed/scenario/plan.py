@@ -1,54 +1,76 @@
-"""Scenario -> Kubernetes manifests and fake-AWS set-up calls (pure functions, no I/O).
+"""Scenario -> everything a run applies: Kubernetes manifests, ELBv2 calls, fake AWS engine
+settings and controller flags (pure functions, no I/O).
 
-The runner applies these; keeping them pure means every knob's mapping is unit-tested without
-a cluster.
+The one place a scenario field is mapped. Fields marked in the model (ControllerFlag,
+EngineSetting) and the demo app's knobs (DemoBehaviour) are mapped generically, so adding one
+needs no change here; the runner, the demo and the e2e ordering all read this module.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from testbed.demoapp.config import ENV_VARS
-from testbed.scenario.model import AppSpec, Scenario
+from pydantic import BaseModel
+
+from testbed.declare import marker
+from testbed.demoapp.config import DemoBehaviour, env_for
+from testbed.scenario.model import ControllerFlag, EngineSetting, Scenario
 
 APP_PORT = 8080
 SERVICE_PORT = 80
 GATE_INJECT_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 
 
-def app_env(app: AppSpec, version: str) -> list[dict[str, Any]]:
+def _marked(section: BaseModel, kind: type[Any]) -> list[tuple[Any, Any]]:
+    """(marker, value) for every field of `section` that carries a marker of `kind`."""
+    out = []
+    for name, info in type(section).model_fields.items():
+        mark = marker(info, kind)
+        if mark is not None:
+            out.append((mark, getattr(section, name)))
+    return out
+
+
+def controller_args(sc: Scenario) -> list[str]:
+    """The controller's flags for this scenario (its only settings channel besides the AWS
+    endpoint, which the stack adds)."""
+    args = []
+    for mark, value in _marked(sc.controller, ControllerFlag):
+        if isinstance(value, bool):
+            if value == mark.when:
+                args.append(mark.flag)
+        elif value is not None:
+            args.append(f"{mark.flag}={value:g}" if isinstance(value, float)
+                        else f"{mark.flag}={value}")
+    return args
+
+
+def engine_settings(sc: Scenario) -> dict[str, float]:
+    """Fake AWS engine settings (POST /_testbed/config keys) this scenario sets."""
+    return {mark.key: value for mark, value in _marked(sc.alb, EngineSetting)}
+
+
+def app_env(app: DemoBehaviour, version: str) -> list[dict[str, Any]]:
     """The demo app's DEMO_* env for one version, plus POD_NAME from the downward API."""
-    values = {
-        "port": APP_PORT,
-        "startup_delay": app.startup_delay_seconds,
-        "ready_after": app.ready_after_seconds,
-        "latency_ms": app.latency_ms,
-        "keepalive_timeout": app.keep_alive_timeout_seconds,
-        "on_sigterm": app.on_sigterm,
-        "drain_seconds": app.drain_seconds,
-        "health_code": app.health_code,
-        "healthy_after": app.healthy_after_seconds,
-    }
-    env: list[dict[str, Any]] = [{"name": ENV_VARS[k], "value": str(v)} for k, v in values.items()]
-    env.append({"name": "APP_VERSION", "value": version})
+    values = {"DEMO_PORT": str(APP_PORT), **env_for(app), "APP_VERSION": version}
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
     env.append({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     return env
 
 
-def render_namespace(scenario: Scenario, namespace: str) -> dict[str, Any]:
+def namespace(sc: Scenario, name: str) -> dict[str, Any]:
     """The webhook injects gates only in labelled namespaces, so the label is the gate switch."""
-    labels = {"testbed/scenario": scenario.name}
-    if scenario.app.readiness_gate:
+    labels = {"testbed/scenario": sc.name}
+    if sc.app.readiness_gate:
         labels[GATE_INJECT_LABEL] = "enabled"
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": namespace, "labels": labels}}
+            "metadata": {"name": name, "labels": labels}}
 
 
-def render_deployment(scenario: Scenario, image: str, *, name: str = "demo",
-                      namespace: str = "default", version: str = "v1",
-                      new_version: bool = False) -> dict[str, Any]:
+def deployment(sc: Scenario, image: str, *, name: str = "demo", ns: str = "default",
+               version: str = "v1", new_version: bool = False) -> dict[str, Any]:
     """The demo Deployment; roll it by re-applying with another version and new_version=True."""
-    app = scenario.app_for(new_version)
+    app = sc.app_for(new_version)
     container: dict[str, Any] = {
         "name": "app",
         "image": image,
@@ -68,14 +90,14 @@ def render_deployment(scenario: Scenario, image: str, *, name: str = "demo",
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
         "spec": {
-            "replicas": scenario.app.replicas,
+            "replicas": sc.app.replicas,
             "selector": {"matchLabels": dict(labels)},
-            "progressDeadlineSeconds": scenario.rollout.timeout_seconds,
+            "progressDeadlineSeconds": sc.rollout.timeout_seconds,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {
-                "maxSurge": scenario.rollout.max_surge,
-                "maxUnavailable": scenario.rollout.max_unavailable}},
+                "maxSurge": sc.rollout.max_surge,
+                "maxUnavailable": sc.rollout.max_unavailable}},
             "template": {
                 "metadata": {"labels": {**labels, "version": version}},
                 "spec": {
@@ -87,45 +109,42 @@ def render_deployment(scenario: Scenario, image: str, *, name: str = "demo",
     }
 
 
-def render_service(name: str = "demo", namespace: str = "default") -> dict[str, Any]:
+def service(name: str = "demo", ns: str = "default") -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
         "spec": {"selector": {"app": name},
                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": APP_PORT,
                             "protocol": "TCP"}]},
     }
 
 
-def render_target_group_binding(tg_arn: str, name: str = "demo",
-                                namespace: str = "default") -> dict[str, Any]:
+def target_group_binding(tg_arn: str, name: str = "demo", ns: str = "default"
+                         ) -> dict[str, Any]:
     return {
         "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {"targetGroupARN": tg_arn, "targetType": "ip",
                  "serviceRef": {"name": name, "port": SERVICE_PORT}},
     }
 
 
-def render_manifests(scenario: Scenario, image: str, tg_arn: str, *, name: str = "demo",
-                     namespace: str = "default") -> list[dict[str, Any]]:
+def manifests(sc: Scenario, image: str, tg_arn: str, *, name: str = "demo",
+              ns: str = "default") -> list[dict[str, Any]]:
     """Everything for the first version, in apply order."""
-    return [render_namespace(scenario, namespace),
-            render_service(name, namespace),
-            render_target_group_binding(tg_arn, name, namespace),
-            render_deployment(scenario, image, name=name, namespace=namespace)]
+    return [namespace(sc, ns), service(name, ns), target_group_binding(tg_arn, name, ns),
+            deployment(sc, image, name=name, ns=ns)]
 
 
-def render_aws(scenario: Scenario, *, name: str = "demo", vpc_id: str = "vpc-testbed",
-               subnets: tuple[str, ...] = ("subnet-testbed-a", "subnet-testbed-b"),
-               lb_arn: str = "<LoadBalancerArn>",
-               tg_arn: str = "<TargetGroupArn>") -> dict[str, Any]:
-    """boto3 elbv2 call kwargs in call order (ARNs are placeholders unless given), plus the
-    fake-AWS-only propagation knobs under "testbed"; "create_listener" is None when the
-    scenario leaves the target group without a listener."""
-    hc = scenario.target_group.health_check
-    tg = scenario.target_group
-    alb = scenario.alb
+def aws_calls(sc: Scenario, *, name: str = "demo", vpc_id: str = "vpc-testbed",
+              subnets: tuple[str, ...] = ("subnet-testbed-a", "subnet-testbed-b"),
+              lb_arn: str = "<LoadBalancerArn>", tg_arn: str = "<TargetGroupArn>",
+              listener_port: int = SERVICE_PORT) -> dict[str, Any]:
+    """boto3 elbv2 call kwargs in call order (ARNs are placeholders unless given);
+    "create_listener" is None when the scenario leaves the target group without a listener."""
+    hc = sc.target_group.health_check
+    tg = sc.target_group
+    alb = sc.alb
     return {
         "create_load_balancer": {"Name": name, "Subnets": list(subnets),
                                  "Scheme": "internal", "Type": "application",
@@ -149,16 +168,7 @@ def render_aws(scenario: Scenario, *, name: str = "demo", vpc_id: str = "vpc-tes
             {"Key": "load_balancing.algorithm.type", "Value": alb.algorithm},
         ]},
         "create_listener": None if not tg.attach_listener else {
-            "LoadBalancerArn": lb_arn, "Protocol": "HTTP", "Port": SERVICE_PORT,
+            "LoadBalancerArn": lb_arn, "Protocol": "HTTP", "Port": listener_port,
             "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg_arn}],
         },
-        "testbed": {"registerDelaySeconds": alb.register_delay_seconds,
-                    "deregisterDelaySeconds": alb.deregister_delay_seconds},
     }
-
-
-def render_controller_settings(scenario: Scenario) -> dict[str, Any]:
-    """Controller switches by scenario name; the runner maps them to the controller's flags."""
-    c = scenario.controller
-    return {"requeueSeconds": c.requeue_seconds, "podWatch": c.pod_watch,
-            "backoffRequeue": c.backoff_requeue, "legacyEndpoints": c.legacy_endpoints}

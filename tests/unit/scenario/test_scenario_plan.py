@@ -1,20 +1,12 @@
-"""Scenario -> manifests and fake-AWS calls: each knob lands where Kubernetes/AWS reads it."""
+"""Scenario -> manifests, AWS calls, engine settings and controller flags: each knob lands
+where Kubernetes, AWS, the fake AWS engine or the controller reads it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from testbed.scenario import load_builtin, parse_scenario
-from testbed.scenario.render import (
-    GATE_INJECT_LABEL,
-    render_aws,
-    render_controller_settings,
-    render_deployment,
-    render_manifests,
-    render_namespace,
-    render_service,
-    render_target_group_binding,
-)
+from testbed.scenario import load_builtin, parse_scenario, plan
+from testbed.scenario.plan import GATE_INJECT_LABEL
 
 IMAGE = "alb-testbed:dev"
 ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo/abc"
@@ -27,7 +19,7 @@ def _env(dep: dict[str, Any]) -> dict[str, Any]:
 
 def test_deployment_carries_every_knob() -> None:
     sc = load_builtin("full-recipe")
-    dep = render_deployment(sc, IMAGE, name="web", namespace="ns1", version="v1")
+    dep = plan.deployment(sc, IMAGE, name="web", ns="ns1", version="v1")
     assert dep["apiVersion"] == "apps/v1" and dep["kind"] == "Deployment"
     assert dep["metadata"] == {"name": "web", "namespace": "ns1", "labels": {"app": "web"}}
     spec = dep["spec"]
@@ -44,60 +36,59 @@ def test_deployment_carries_every_knob() -> None:
     assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
     env = _env(dep)
     assert env["DEMO_PORT"] == "8080" and env["DEMO_ON_SIGTERM"] == "drain"
-    assert env["DEMO_DRAIN_SECONDS"] == "2" and env["DEMO_HEALTH_CODE"] == "200"
-    assert env["DEMO_KEEPALIVE_TIMEOUT"] == "75" and env["APP_VERSION"] == "v1"
+    assert env["DEMO_DRAIN_SECONDS"] == "2.0" and env["DEMO_HEALTH_CODE"] == "200"
+    assert env["DEMO_KEEP_ALIVE_TIMEOUT_SECONDS"] == "75.0" and env["APP_VERSION"] == "v1"
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert spec["selector"]["matchLabels"] == {"app": "web"}
     assert spec["template"]["metadata"]["labels"] == {"app": "web", "version": "v1"}
 
 
 def test_no_prestop_hook_when_zero() -> None:
-    dep = render_deployment(load_builtin("gate-no-prestop"), IMAGE)
+    dep = plan.deployment(load_builtin("gate-no-prestop"), IMAGE)
     assert "lifecycle" not in dep["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_new_version_uses_overrides() -> None:
     sc = load_builtin("health-check-failing-gate")
-    old = render_deployment(sc, IMAGE, version="v1")
-    new = render_deployment(sc, IMAGE, version="v2", new_version=True)
+    old = plan.deployment(sc, IMAGE, version="v1")
+    new = plan.deployment(sc, IMAGE, version="v2", new_version=True)
     assert _env(old)["DEMO_HEALTH_CODE"] == "200"
     assert _env(new)["DEMO_HEALTH_CODE"] == "500" and _env(new)["APP_VERSION"] == "v2"
     assert new["spec"]["selector"] == old["spec"]["selector"]  # same Deployment, rolled
 
 
 def test_percent_strategy_passes_through() -> None:
-    dep = render_deployment(parse_scenario("name: x\n"), IMAGE)
+    dep = plan.deployment(parse_scenario("name: x\n"), IMAGE)
     assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%",
                                                         "maxUnavailable": "25%"}
 
 
 def test_namespace_label_switches_the_gate() -> None:
-    on = render_namespace(load_builtin("full-recipe"), "a")
-    off = render_namespace(load_builtin("no-gate-fast-rollout"), "b")
+    on = plan.namespace(load_builtin("full-recipe"), "a")
+    off = plan.namespace(load_builtin("no-gate-fast-rollout"), "b")
     assert on["metadata"]["labels"][GATE_INJECT_LABEL] == "enabled"
     assert GATE_INJECT_LABEL not in off["metadata"]["labels"]
 
 
 def test_service_and_tgb() -> None:
-    svc = render_service("demo", "ns")
+    svc = plan.service("demo", "ns")
     assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080,
                                      "protocol": "TCP"}]
     assert svc["spec"]["selector"] == {"app": "demo"}
-    tgb = render_target_group_binding(ARN, "demo", "ns")
+    tgb = plan.target_group_binding(ARN, "demo", "ns")
     assert tgb["apiVersion"] == "elbv2.k8s.aws/v1beta1" and tgb["kind"] == "TargetGroupBinding"
     assert tgb["spec"] == {"targetGroupARN": ARN, "targetType": "ip",
                            "serviceRef": {"name": "demo", "port": 80}}
 
 
 def test_manifests_in_apply_order() -> None:
-    kinds = [m["kind"] for m in render_manifests(load_builtin("full-recipe"), IMAGE, ARN,
-                                                 namespace="ns")]
+    kinds = [m["kind"] for m in plan.manifests(load_builtin("full-recipe"), IMAGE, ARN, ns="ns")]
     assert kinds == ["Namespace", "Service", "TargetGroupBinding", "Deployment"]
 
 
 def test_aws_calls() -> None:
     sc = load_builtin("full-recipe")
-    aws = render_aws(sc, tg_arn=ARN, lb_arn="lb-arn")
+    aws = plan.aws_calls(sc, tg_arn=ARN, lb_arn="lb-arn")
     tg = aws["create_target_group"]
     assert tg["TargetType"] == "ip" and tg["Port"] == 8080 and tg["Protocol"] == "HTTP"
     assert (tg["HealthCheckPath"], tg["HealthCheckIntervalSeconds"],
@@ -114,15 +105,41 @@ def test_aws_calls() -> None:
     assert aws["create_listener"]["DefaultActions"] == [{"Type": "forward",
                                                         "TargetGroupArn": ARN}]
     assert aws["create_listener"]["LoadBalancerArn"] == "lb-arn"
-    assert aws["testbed"] == {"registerDelaySeconds": 1, "deregisterDelaySeconds": 5}
     assert aws["create_load_balancer"]["Type"] == "application"
 
 
 def test_no_listener_when_detached() -> None:
-    assert render_aws(load_builtin("listener-missing"))["create_listener"] is None
+    assert plan.aws_calls(load_builtin("listener-missing"))["create_listener"] is None
 
 
-def test_controller_settings() -> None:
-    assert render_controller_settings(load_builtin("no-pod-watch")) == {
-        "requeueSeconds": 15, "podWatch": False, "backoffRequeue": False,
-        "legacyEndpoints": False}
+def test_engine_settings() -> None:
+    assert plan.engine_settings(load_builtin("full-recipe")) == {
+        "register_delay": 1.0, "deregister_delay": 5.0}
+
+
+def test_controller_args_come_from_the_flag_markers() -> None:
+    assert plan.controller_args(load_builtin("no-pod-watch")) == [
+        "--targetgroupbinding-requeue-duration=15", "--no-pod-watch"]
+    assert plan.controller_args(load_builtin("full-recipe")) == [
+        "--targetgroupbinding-requeue-duration=2"]
+    sc = parse_scenario("name: x\ncontroller: {requeueSeconds: 0.5, backoffRequeue: true, "
+                        "legacyEndpoints: true, podWatch: true}")
+    assert plan.controller_args(sc) == ["--targetgroupbinding-requeue-duration=0.5",
+                                        "--backoff-requeue", "--legacy-endpoints"]
+
+
+def test_every_app_knob_reaches_the_pod_env() -> None:
+    sc = parse_scenario("name: x\napp: {latencyMs: 7, healthyAfterSeconds: 4, "
+                        "startupDelaySeconds: 1.5}")
+    env = _env(plan.deployment(sc, IMAGE))
+    assert env["DEMO_LATENCY_MS"] == "7.0" and env["DEMO_HEALTHY_AFTER_SECONDS"] == "4.0"
+    assert env["DEMO_STARTUP_DELAY_SECONDS"] == "1.5"
+
+
+def test_engine_setting_markers_name_settings_the_engine_takes_at_run_time() -> None:
+    from testbed.declare import marker
+    from testbed.fakeaws.settings import RUNTIME_KEYS
+    from testbed.scenario.model import Alb, EngineSetting
+    keys = {m.key for info in Alb.model_fields.values()
+            if (m := marker(info, EngineSetting)) is not None}
+    assert keys and keys <= set(RUNTIME_KEYS)

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from testbed.fakeaws.config import EngineConfig
-from testbed.fakeaws.store import HealthSettings, Target, TargetStore
-
-log = logging.getLogger("testbed.fakeaws.health")
+from testbed.fakeaws.engine.store import HealthSettings, Target, TargetStore
+from testbed.fakeaws.settings import FakeAwsSettings
 
 USER_AGENT = "ELB-HealthChecker/2.0"
 
@@ -81,9 +78,9 @@ class HealthChecker:
     """Schedules checks with loop.call_at (cheaper than a sleeping task per target, which
     matters when 1,000 targets share a slot); results go to TargetStore.record_check."""
 
-    def __init__(self, store: TargetStore, config: EngineConfig) -> None:
+    def __init__(self, store: TargetStore, settings: FakeAwsSettings) -> None:
         self.store = store
-        self.config = config
+        self.settings = settings
         self._scheds: dict[Target, _Schedule] = {}
         self._checks: set[asyncio.Task[None]] = set()
         # How late each check started relative to its grid slot (seconds), for the benchmark.
@@ -113,7 +110,7 @@ class HealthChecker:
 
     def effective(self, hs: HealthSettings) -> tuple[float, float]:
         """(interval, timeout) actually used; the timeout never exceeds the interval."""
-        interval = max(hs.interval, self.config.min_health_check_interval)
+        interval = max(hs.interval, self.settings.min_health_check_interval)
         return interval, min(hs.timeout, interval)
 
     def _tick(self, t: Target, sched: _Schedule) -> None:

@@ -1,7 +1,9 @@
-"""In-memory fakes of the Kubernetes and ELBv2 APIs for unit tests and the benchmark.
+"""Test doubles: in-memory fakes of the Kubernetes and ELBv2 APIs for the unit tests
+(tests/unit/controller) and the benchmark (bench/controller_bench.py).
 
 They keep the real wire shapes (API JSON dicts, boto3 dicts) so the code under test runs
-unchanged; they are not used by the running controller.
+unchanged. No production module imports this one; it lives in the package, not under tests/,
+so the benchmark can import it the same way the tests do.
 """
 
 from __future__ import annotations
@@ -271,11 +273,6 @@ class FakeELBv2:
             for t in self.tgs[arn].values():
                 if t["state"] == "initial":
                     t.update(state="healthy", reason="", desc="")
-
-    def finish_draining(self, arn: str) -> None:
-        with self._lock:
-            for k in [k for k, t in self.tgs[arn].items() if t["state"] == "draining"]:
-                del self.tgs[arn][k]
 
     def registered(self, arn: str, include_draining: bool = False) -> set[str]:
         with self._lock:

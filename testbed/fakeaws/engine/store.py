@@ -20,18 +20,14 @@ All methods run on the engine's event loop thread; nothing here blocks.
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
-import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from testbed.fakeaws.config import EngineConfig
-from testbed.fakeaws.events import EventLog
-
-log = logging.getLogger("testbed.fakeaws.store")
+from testbed.fakeaws import wire
+from testbed.fakeaws.engine.balancer import PICKERS, Picker
+from testbed.fakeaws.engine.events import EventLog
+from testbed.fakeaws.settings import FakeAwsSettings
 
 INITIAL, HEALTHY, UNHEALTHY = "initial", "healthy", "unhealthy"
 DRAINING, UNUSED, UNAVAILABLE = "draining", "unused", "unavailable"
@@ -71,13 +67,28 @@ class HealthSettings:
 @dataclass
 class TargetGroupSpec:
     arn: str
-    name: str = ""
     port: int = 80
     health: HealthSettings = field(default_factory=HealthSettings)
     deregistration_delay: float = 300.0
     slow_start: float = 0.0
     algorithm: str = "round_robin"
     in_use: bool = False
+
+    @classmethod
+    def from_wire(cls, r: wire.TargetGroup) -> TargetGroupSpec:
+        if r["algorithm"] not in PICKERS:
+            raise ValueError(f"unknown load_balancing.algorithm.type {r['algorithm']!r}")
+        h = r["health"]
+        return cls(
+            arn=r["arn"], port=int(r["port"]),
+            health=HealthSettings(
+                enabled=bool(h["enabled"]), protocol=h["protocol"], port=str(h["port"]),
+                path=h["path"], interval=float(h["interval"]), timeout=float(h["timeout"]),
+                healthy_threshold=int(h["healthy_threshold"]),
+                unhealthy_threshold=int(h["unhealthy_threshold"]), matcher=h["matcher"]),
+            deregistration_delay=float(r["deregistration_delay"]),
+            slow_start=float(r["slow_start"]), algorithm=r["algorithm"],
+            in_use=bool(r["in_use"]))
 
 
 @dataclass(eq=False)
@@ -103,10 +114,6 @@ class Target:
     aborters: set[Callable[[str], None]] = field(default_factory=set)
 
     @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.tg_arn, self.id, self.port)
-
-    @property
     def addr(self) -> str:
         return f"{self.id}:{self.port}"
 
@@ -116,25 +123,17 @@ class Target:
         self.timers.clear()
 
 
-def valid_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
 class TargetStore:
     """Registrations, health state machine and routing sets; emits events for each change."""
 
-    def __init__(self, clock: Clock, events: EventLog, config: EngineConfig) -> None:
+    def __init__(self, clock: Clock, events: EventLog, settings: FakeAwsSettings) -> None:
         self.clock = clock
         self.events = events
-        self.config = config
+        self.settings = settings
         self.groups: dict[str, TargetGroupSpec] = {}
         self.targets: dict[str, dict[tuple[str, int], Target]] = {}
         self.routing: dict[str, list[Target]] = {}
-        self._rr: dict[str, itertools.count[int]] = {}
+        self.pickers: dict[str, Picker] = {}
         # Hooks set by the health checker.
         self.on_checks_start: Callable[[Target], None] = lambda t: None
         self.on_checks_stop: Callable[[Target], None] = lambda t: None
@@ -151,11 +150,14 @@ class TargetStore:
                 self.groups.pop(arn, None)
                 self.targets.pop(arn, None)
                 self.routing.pop(arn, None)
-                self._rr.pop(arn, None)
+                self.pickers.pop(arn, None)
         for arn, spec in new.items():
             old = self.groups.get(arn)
             self.groups[arn] = spec
             self.targets.setdefault(arn, {})
+            if old is None or (old.algorithm, old.slow_start) != (spec.algorithm,
+                                                                  spec.slow_start):
+                self.pickers[arn] = PICKERS[spec.algorithm](spec.slow_start)
             if old is None:
                 continue
             if old.in_use != spec.in_use or old.health.enabled != spec.health.enabled:
@@ -188,11 +190,11 @@ class TargetStore:
                 # Re-registration while draining: the old record stops draining now.
                 self._remove(existing, emit=False)
             t = Target(tg_arn, tid, port, az, registered_at=now,
-                       visible_at=now + self.config.register_delay)
+                       visible_at=now + self.settings.register_delay)
             self.targets[tg_arn][(tid, port)] = t
             t.api_state = self._api_state(t)[:2]
             self.events.emit("registered", tg_arn=tg_arn, target_id=tid, port=port,
-                             visible_in=self.config.register_delay)
+                             visible_in=self.settings.register_delay)
             self.events.emit("target_state", tg_arn=tg_arn, target_id=tid, port=port,
                              **{"from": None, "to": t.api_state[0], "reason": t.api_state[1]})
             t.timers.append(self.clock.call_at(t.visible_at, self._became_visible, t))
@@ -220,12 +222,12 @@ class TargetStore:
             t.deregistered_at = now
             self.on_checks_stop(t)
             self.events.emit("deregistered", tg_arn=tg_arn, target_id=tid, port=port,
-                             routed_for=self.config.deregister_delay,
+                             routed_for=self.settings.deregister_delay,
                              deregistration_delay=spec.deregistration_delay)
             self._refresh(t)
             for h in t.timers:
                 h.cancel()
-            t.timers = [self.clock.call_at(now + self.config.deregister_delay,
+            t.timers = [self.clock.call_at(now + self.settings.deregister_delay,
                                            self._drain_start, t)]
 
     def _drain_start(self, t: Target) -> None:
@@ -374,31 +376,13 @@ class TargetStore:
                              fail_open=fail_open)
 
     def pick(self, tg_arn: str) -> Target | None:
-        """Choose a target for a new request (round robin / least outstanding / slow start)."""
+        """The target for a new request, chosen by the group's routing algorithm."""
         cands = self.routing.get(tg_arn)
         if not cands:
             return None
-        spec = self.groups[tg_arn]
         if len(cands) == 1:
             return cands[0]
-        if spec.algorithm == "least_outstanding_requests":
-            low = min(t.in_flight for t in cands)
-            best = [t for t in cands if t.in_flight == low]
-            cands = best
-        elif spec.slow_start > 0:
-            now = self.clock.time()
-            weights = [self._slow_start_weight(t, spec, now) for t in cands]
-            if any(w < 1.0 for w in weights) and any(w >= 1.0 for w in weights):
-                return random.choices(cands, weights=weights)[0]
-        rr = self._rr.setdefault(tg_arn, itertools.count())
-        return cands[next(rr) % len(cands)]
-
-    @staticmethod
-    def _slow_start_weight(t: Target, spec: TargetGroupSpec, now: float) -> float:
-        if t.healthy_since is None or t.health != HEALTHY:
-            return 1.0
-        frac = (now - t.healthy_since) / spec.slow_start
-        return 1.0 if frac >= 1 else max(frac, 0.01)
+        return self.pickers[tg_arn].pick(cands, self.clock.time())
 
     def reset(self) -> None:
         for tg in list(self.targets.values()):
@@ -407,3 +391,4 @@ class TargetStore:
         self.groups.clear()
         self.targets.clear()
         self.routing.clear()
+        self.pickers.clear()

@@ -1,9 +1,10 @@
-"""A tiny raw-asyncio HTTP/1.1 server for benchmarks and tests, with misbehaving modes.
+"""Test double for the load generator's tests and benchmark: a tiny raw-asyncio HTTP/1.1
+server with misbehaving modes. Nothing in the testbed itself uses it.
 
 Raw protocol code keeps it cheap enough that the benchmark measures the generator, not the
 server. Modes: ok (200 JSON, keep-alive), reset (RST on accept), close (read the request, close
 without answering), hang (never answer), status:<code> (answer that code).
-Run: python -m testbed.loadgen.testserver --port 0 --mode ok   (prints the bound port)
+Run: python -m testbed.loadgen.testing --port 0 --mode ok   (prints the bound port)
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""A small programmable HTTP/1.1 target server for tests and the benchmark.
+"""Test double: a small programmable HTTP/1.1 target server for the fake AWS's integration
+tests (tests/integration/fakeaws) and benchmark (bench/fakeaws_bench.py). Not used by the
+fake AWS itself.
 
 Real sockets, real TCP behaviour; the path picks the behaviour so a test can create each
 failure's actual cause:
@@ -81,9 +83,6 @@ class TargetServer:
         if self._thread:
             self._thread.join(5)
         self._loop = None
-
-    def paths(self) -> list[str]:
-        return [s.path for s in self.requests]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conn_ids += 1

@@ -20,20 +20,20 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from testbed.fakeaws.config import EngineConfig
-from testbed.fakeaws.dataplane.http1 import (
+from testbed.fakeaws import wire
+from testbed.fakeaws.engine.dataplane.http1 import (
     BadMessage,
     Head,
     error_response,
     parse_head,
     read_chunked,
 )
-from testbed.fakeaws.events import EventLog
-from testbed.fakeaws.store import Target, TargetStore
+from testbed.fakeaws.engine.events import EventLog
+from testbed.fakeaws.engine.store import Target, TargetStore
+from testbed.fakeaws.settings import FakeAwsSettings
 
-log = logging.getLogger("testbed.fakeaws.dataplane")
+log = logging.getLogger(__name__)
 
 POOL_MAX = 256
 COPY_CHUNK = 65536
@@ -43,9 +43,14 @@ COPY_CHUNK = 65536
 class ListenerSpec:
     arn: str
     port: int
-    lb_arn: str
     forward: list[tuple[str, int]]  # (target group ARN, weight)
     idle_timeout: float = 60.0
+
+    @classmethod
+    def from_wire(cls, r: wire.Listener) -> ListenerSpec:
+        return cls(arn=r["arn"], port=int(r["port"]),
+                   forward=[(str(f[0]), int(f[1])) for f in r["forward"]],
+                   idle_timeout=float(r["idle_timeout"]))
 
 
 class Upstream:
@@ -103,10 +108,10 @@ class DataPlane:
 
     SWEEP = 0.1
 
-    def __init__(self, store: TargetStore, events: EventLog, config: EngineConfig) -> None:
+    def __init__(self, store: TargetStore, events: EventLog, settings: FakeAwsSettings) -> None:
         self.store = store
         self.events = events
-        self.config = config
+        self.settings = settings
         self.listeners: dict[str, _Running] = {}
         self.pools: dict[tuple[str, int], list[Upstream]] = {}
         self.waiting: set[Upstream] = set()
@@ -129,7 +134,7 @@ class DataPlane:
             try:
                 server = await asyncio.start_server(
                     functools.partial(self._client, arn),
-                    self.config.listener_host, spec.port, reuse_address=True, backlog=1024)
+                    self.settings.listen_on, spec.port, reuse_address=True, backlog=1024)
             except OSError as exc:
                 log.error("listener bind failed port=%s err=%s", spec.port, exc)
                 self.events.emit("listener", action="bind_failed", listener_port=spec.port,
@@ -137,7 +142,7 @@ class DataPlane:
                 continue
             self.listeners[arn] = _Running(spec, server)
             self.events.emit("listener", action="started", listener_port=spec.port,
-                             listener_arn=arn, host=self.config.listener_host)
+                             listener_arn=arn, host=self.settings.listen_on)
 
     async def _stop(self, arn: str) -> None:
         run = self.listeners.pop(arn)
@@ -299,7 +304,7 @@ class DataPlane:
                 up.reused = True
                 return up
         try:
-            async with asyncio.timeout(self.config.connect_timeout):
+            async with asyncio.timeout(self.settings.connect_timeout):
                 r, w = await asyncio.open_connection(target.id, target.port)
         except TimeoutError as exc:
             raise ElbError(504, "connect_timeout") from exc
@@ -402,8 +407,3 @@ class _Truncated(Exception):
         super().__init__(reason)
         self.reason = reason
 
-
-def listener_specs(raw: list[dict[str, Any]]) -> list[ListenerSpec]:
-    return [ListenerSpec(arn=r["arn"], port=int(r["port"]), lb_arn=r["lb_arn"],
-                         forward=[(f[0], int(f[1])) for f in r["forward"]],
-                         idle_timeout=float(r.get("idle_timeout", 60.0))) for r in raw]

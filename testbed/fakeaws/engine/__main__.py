@@ -1,0 +1,3 @@
+from testbed.fakeaws.engine.main import main
+
+main()

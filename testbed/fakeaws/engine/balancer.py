@@ -1,0 +1,90 @@
+"""Routing algorithms: which of a target group's routable targets gets the next request.
+
+`PICKERS` maps each `load_balancing.algorithm.type` value to a picker factory; every picker
+has the same interface, `pick(candidates, now)`. What AWS documents for each:
+https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#modify-routing-algorithm
+Slow start only combines with round robin: AWS refuses it with the other two, and so does the
+fake's API, so the other pickers never see a slow-start duration.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+
+class Candidate(Protocol):
+    """What a picker reads of a target."""
+
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def healthy_since(self) -> float | None: ...  # None while not healthy
+
+
+C = TypeVar("C", bound=Candidate)
+
+
+class Picker(Protocol):
+    def pick(self, candidates: Sequence[C], now: float) -> C:
+        """One of `candidates` (never empty) for a new request at loop time `now`."""
+        ...
+
+
+class RoundRobin:
+    """In turn. With slow start, a target that became healthy less than `slow_start` seconds
+    ago gets a weight ramping linearly from 0 to 1 (the others 1) and the choice is random by
+    weight; AWS skips slow start when no healthy target is outside it, and so does this."""
+
+    def __init__(self, slow_start: float = 0.0, rng: random.Random | None = None) -> None:
+        self.slow_start = slow_start
+        self.rng = rng or random.Random()
+        self._turn = itertools.count()
+
+    def pick(self, candidates: Sequence[C], now: float) -> C:
+        if self.slow_start > 0:
+            weights = [self.weight(c, now) for c in candidates]
+            if any(w < 1.0 for w in weights) and any(w >= 1.0 for w in weights):
+                return self.rng.choices(candidates, weights=weights)[0]
+        return candidates[next(self._turn) % len(candidates)]
+
+    def weight(self, c: Candidate, now: float) -> float:
+        if c.healthy_since is None:
+            return 1.0
+        frac = (now - c.healthy_since) / self.slow_start
+        # Never exactly 0: a target just out of its first check still gets the odd request.
+        return 1.0 if frac >= 1 else max(frac, 0.01)
+
+
+class LeastOutstandingRequests:
+    """The target with the fewest requests in flight; ties in turn."""
+
+    def __init__(self, slow_start: float = 0.0) -> None:
+        self._turn = itertools.count()
+
+    def pick(self, candidates: Sequence[C], now: float) -> C:
+        low = min(c.in_flight for c in candidates)
+        best = [c for c in candidates if c.in_flight == low]
+        return best[next(self._turn) % len(best)]
+
+
+class WeightedRandom:
+    """AWS: "routes requests evenly across healthy targets in the target group, in a random
+    order". The weights come from Automatic Target Weights anomaly mitigation, which the fake
+    does not model (the API refuses `load_balancing.algorithm.anomaly_mitigation=on`), so
+    every target weighs the same: uniform random."""
+
+    def __init__(self, slow_start: float = 0.0, rng: random.Random | None = None) -> None:
+        self.rng = rng or random.Random()
+
+    def pick(self, candidates: Sequence[C], now: float) -> C:
+        return self.rng.choice(candidates)
+
+
+PICKERS: dict[str, Callable[[float], Picker]] = {
+    "round_robin": RoundRobin,
+    "least_outstanding_requests": LeastOutstandingRequests,
+    "weighted_random": WeightedRandom,
+}

@@ -1,0 +1,52 @@
+"""The contract between the API process and the engine process (besides settings.py).
+
+The API process pushes a `Snapshot` of moto's ELBv2 state to the engine's `POST /sync` after
+every change; the engine reconciles listeners and target-group settings against it. Both
+sides import these types; neither imports the other's code.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+# Values ELBv2 accepts for `load_balancing.algorithm.type`:
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#modify-routing-algorithm
+# The API validates against this list; the engine has one picker per name.
+ALGORITHMS = ("round_robin", "least_outstanding_requests", "weighted_random")
+
+# The engine prints `READY <control port>` on stdout once its control API listens.
+READY = "READY"
+
+
+class HealthCheck(TypedDict):
+    enabled: bool
+    protocol: str
+    port: str  # a port number or "traffic-port"
+    path: str
+    interval: float  # fractional / below 5 s only with a low --min-health-check-interval
+    timeout: float
+    healthy_threshold: int
+    unhealthy_threshold: int
+    matcher: str  # "200", "200,202", "200-299"
+
+
+class TargetGroup(TypedDict):
+    arn: str
+    port: int
+    health: HealthCheck
+    deregistration_delay: float
+    slow_start: float
+    algorithm: str  # one of ALGORITHMS
+    in_use: bool  # some listener (default action or rule) forwards to it
+
+
+class Listener(TypedDict):
+    arn: str
+    port: int
+    forward: list[tuple[str, int]]  # (target group ARN, weight); JSON turns pairs into lists
+    idle_timeout: float
+
+
+class Snapshot(TypedDict):
+    target_groups: list[TargetGroup]
+    listeners: list[Listener]

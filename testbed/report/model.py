@@ -1,0 +1,74 @@
+"""What a report holds: the run's inputs kept verbatim and what was derived from them.
+
+Its own module so that the renderers (text.py, plot.py) need not import the builder
+(build.py) nor the builder them; write.py is the one module that imports every renderer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.loadgen.records import Record
+from testbed.loadgen.summary import Summary
+from testbed.report.timeline import BIN_SECONDS, error_bins
+from testbed.report.verdict import Verdict
+
+
+@dataclass
+class Report:
+    """Inputs kept verbatim plus what was derived from them."""
+
+    name: str
+    records: list[Record]
+    aws_events: list[dict[str, Any]]
+    pod_events: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    summary: Summary
+    t0: float
+    t_end: float
+    verdict: Verdict | None = None
+    alb_errors: dict[str, int] = field(default_factory=dict)  # fake-AWS elb_error by reason
+    rollout_stalled: bool | None = None
+    rollout_seconds: float | None = None
+    registration_lags: dict[str, float] = field(default_factory=dict)  # pod -> seconds
+
+    @property
+    def registration_lag(self) -> float | None:
+        """The slowest pod's ContainersReady -> RegisterTargets time, if any was seen."""
+        return max(self.registration_lags.values(), default=None)
+
+    def to_dict(self, with_records: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name, "t0": self.t0, "t_end": self.t_end,
+            "summary": self.summary.to_dict(),
+            "verdict": None if self.verdict is None else
+            {"ok": self.verdict.ok, "reasons": self.verdict.reasons},
+            "rollout": {"stalled": self.rollout_stalled, "seconds": self.rollout_seconds},
+            "registration_lag_seconds": self.registration_lags,
+            "alb_errors": self.alb_errors,
+            "error_bins": {"width": BIN_SECONDS, "by_class": {
+                k: {str(b): n for b, n in sorted(v.items())}
+                for k, v in error_bins(self.records, self.t0).items()}},
+            "aws_events": self.aws_events, "pod_events": self.pod_events,
+            "controller_actions": self.actions,
+        }
+        if with_records:
+            d["records"] = [r.to_dict() for r in self.records]
+        return d
+
+
+def registration_lags(pod_events: list[dict[str, Any]],
+                      actions: list[dict[str, Any]]) -> dict[str, float]:
+    """Per pod: seconds from its first ContainersReady to the controller's first register of
+    it after that. The pre-v3.4 pod-watch bug (#3622) shows here before it shows anywhere else."""
+    ready: dict[str, float] = {}
+    for e in sorted(pod_events, key=lambda e: e["ts"]):
+        if e.get("kind") == "containers_ready":
+            ready.setdefault(str(e.get("pod")), e["ts"])
+    lags: dict[str, float] = {}
+    for a in sorted(actions, key=lambda a: a["ts"]):
+        pod = str(a.get("pod") or "")
+        if a.get("kind") == "register" and pod in ready and pod not in lags:
+            lags[pod] = max(0.0, a["ts"] - ready[pod])
+    return lags

@@ -1,0 +1,83 @@
+"""The runner's steps, each on its own: what they decide and what they hand the stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.run import steps
+from testbed.run.awssetup import AlbSetup
+from testbed.scenario import load_builtin, parse_scenario
+from testbed.stack.controller import ControllerSettings
+
+
+def test_steps_run_in_the_documented_order() -> None:
+    assert [s.__name__ for s in steps.STEPS] == [
+        "configure", "deploy", "baseline", "load", "rollouts", "finish_load", "collect",
+        "report"]
+
+
+def test_baseline_gets_the_rollout_deadline_only_when_a_stall_is_expected() -> None:
+    assert steps.baseline_timeout(load_builtin("listener-missing")) == 40
+    assert steps.baseline_timeout(parse_scenario("name: x\nrollout: {timeoutSeconds: 90}")) == 150
+
+
+def test_load_runs_its_duration_or_the_cap() -> None:
+    assert steps.load_seconds(parse_scenario("name: x\nload: {durationSeconds: 20}")) == 20
+    assert steps.load_seconds(parse_scenario("name: x\nload: {maxDurationSeconds: 99}")) == 99
+
+
+class _Aws:
+    endpoint_url = "http://127.0.0.1:1"
+    cluster_endpoint_url = "http://172.18.0.9:4566"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def reset(self) -> None:
+        self.calls.append(("reset", None))
+
+    def configure(self, **settings: float) -> None:
+        self.calls.append(("configure", settings))
+
+    def events(self, since: int = 0) -> tuple[list[dict[str, Any]], int]:
+        return [], 42
+
+
+class _Controller:
+    def __init__(self) -> None:
+        self.settings: ControllerSettings | None = None
+
+    def deploy(self, settings: ControllerSettings) -> None:
+        self.settings = settings
+
+
+def test_configure_hands_the_plan_to_controller_and_engine(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    made: list[tuple[str, int]] = []
+
+    def create(sc: Any, url: str, name: str, port: int) -> AlbSetup:
+        made.append((name, port))
+        return AlbSetup("lb", "tg", "listener", port)
+
+    monkeypatch.setattr(steps.awssetup, "create", create)
+    aws, ctl = _Aws(), _Controller()
+    stack = steps.Stack(api=None, image="img:1", aws=aws, controller=ctl)  # type: ignore[arg-type]
+    r = steps.Run(load_builtin("no-pod-watch"), stack, tmp_path, ns="ns", rollouts=1)
+    steps.configure(r)
+    assert ctl.settings is not None
+    assert ctl.settings.flags() == ["--aws-endpoint-url=http://172.18.0.9:4566",
+                                    "--targetgroupbinding-requeue-duration=15", "--no-pod-watch"]
+    assert aws.calls == [("reset", None), ("configure", {"register_delay": 0.0,
+                                                         "deregister_delay": 0.0})]
+    assert r.events_since == 42 and r.setup is not None and made == [("no-pod-watch", 8000)]
+
+
+def test_rollouts_do_nothing_after_a_baseline_stall(tmp_path: Path) -> None:
+    stack = steps.Stack(api=None, image="img", aws=_Aws(), controller=_Controller())  # type: ignore[arg-type]
+    r = steps.Run(load_builtin("listener-missing"), stack, tmp_path, ns="ns", rollouts=1)
+    r.stalled = True
+    steps.rollouts(r)  # would need the cluster for anything else
+    assert r.rollout_seconds is None
