@@ -9,7 +9,7 @@ import pytest
 
 from testbed.run import steps
 from testbed.run.awssetup import AlbSetup
-from testbed.scenario import load_builtin, parse_scenario
+from testbed.scenario import load_builtin, parse_scenario, plan
 from testbed.stack.controller import ControllerSettings
 
 
@@ -70,8 +70,8 @@ def test_configure_hands_the_plan_to_controller_and_engine(
     assert ctl.settings is not None
     assert ctl.settings.flags() == ["--aws-endpoint-url=http://172.18.0.9:4566",
                                     "--targetgroupbinding-requeue-duration=15", "--no-pod-watch"]
-    assert aws.calls == [("reset", None), ("configure", {"register_delay": 0.0,
-                                                         "deregister_delay": 0.0})]
+    assert aws.calls == [("reset", None), ("configure", plan.engine_settings(r.sc))]
+    assert aws.calls[1][1]["deregister_delay"] == 0.0
     assert r.events_since == 42 and r.setup is not None and made == [("no-pod-watch", 8000)]
 
 
