@@ -39,6 +39,11 @@ class DemoBehaviour(Declared):
         0.0, description="Sleep before listening (connection refused meanwhile).")
     ready_after_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
         0.0, description="`/ready` answers 503 for this long after listening.")
+    # Every pod's readiness failing at once takes every target out of service, and fail-open
+    # does not help (aws-load-balancer-controller #3711).
+    unready_after_seconds: Annotated[Num, Field(ge=0, le=3600)] = Field(
+        0.0, description="`/ready` answers 503 from this many seconds after listening on "
+        "(0: never), as if a dependency went away (#3711).")
     latency_ms: Annotated[Num, Field(ge=0, le=600000)] = Field(
         0.0, description="Added latency of `GET /`.")
     health_code: Annotated[Int, Field(ge=100, le=599)] = Field(

@@ -56,7 +56,11 @@ class DemoApp:
             return False
         if self.ready_override is not None:
             return self.ready_override
-        return time.monotonic() - self.listening_at >= self.cfg.settings.ready_after_seconds
+        up = time.monotonic() - self.listening_at
+        unready_after = self.cfg.settings.unready_after_seconds
+        if unready_after and up >= unready_after:
+            return False
+        return up >= self.cfg.settings.ready_after_seconds
 
     async def root(self, request: web.Request) -> web.Response:
         self.in_flight += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -120,3 +121,11 @@ def test_env_for_covers_every_behaviour_knob() -> None:
     env = env_for(DemoBehaviour(keepAliveTimeoutSeconds=3))
     assert set(env) == {"DEMO_" + n.upper() for n in DemoBehaviour.model_fields}
     assert env["DEMO_KEEP_ALIVE_TIMEOUT_SECONDS"] == "3.0" and env["DEMO_ON_SIGTERM"] == "drain"
+
+
+def test_ready_turns_unready_after_unready_after_seconds() -> None:
+    demo = DemoApp(DemoConfig(DemoServe(unreadyAfterSeconds=30)))
+    demo.listening_at = time.monotonic() - 29
+    assert demo.is_ready()
+    demo.listening_at = time.monotonic() - 31
+    assert not demo.is_ready()
