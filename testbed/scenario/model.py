@@ -192,6 +192,13 @@ class ControllerSwitches(Declared):
     legacy_endpoints: Annotated[Bool, ControllerFlag("--legacy-endpoints", when=True)] = Field(
         False, description="Read Endpoints instead of EndpointSlices (no `terminating` "
         "condition).")
+    # upstream v2.2.1 added the cap (PR #2029, for #1974); a low cap is the documented
+    # workaround for gates pending for minutes (#1960, #3622)
+    max_backoff_seconds: Annotated[
+        Num | None, Field(ge=0.001, le=3600), Expected("a number of seconds or null"),
+        ControllerFlag("--targetgroupbinding-max-exponential-backoff-delay")] = Field(
+        None, description="Cap of the exponential backoff of a failing or (with "
+        "`backoffRequeue`) pending binding; null: the controller's default (1000 s).")
 
 
 class Load(Declared):
