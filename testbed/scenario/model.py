@@ -171,6 +171,14 @@ class Alb(Declared):
                                         EngineSetting("deregister_delay")] = Field(
         0.0, description="Propagation delay from DeregisterTargets until the data plane stops "
         "sending new requests (#1064, #3270).")
+    # ALB's own figure, under HTTP 504: "The load balancer failed to establish a connection to
+    # the target before the connection timeout expired (10 seconds)" (ALB troubleshooting,
+    # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-troubleshooting.html)
+    connect_timeout_seconds: Annotated[Num, Field(gt=0, le=3600),
+                                       EngineSetting("connect_timeout")] = Field(
+        10.0, description="How long the fake ALB waits for a target to accept a connection "
+        "before answering 504 (AWS: 10 s, not configurable on a real ALB; shorter makes "
+        "scenarios with unreachable targets finish sooner).")
     idle_timeout_seconds: Annotated[Int, Field(ge=1, le=4000)] = Field(
         60, description="`idle_timeout.timeout_seconds` of the load balancer.")
     algorithm: Literal["round_robin", "least_outstanding_requests", "weighted_random"] = Field(

@@ -114,7 +114,9 @@ def test_no_listener_when_detached() -> None:
 
 def test_engine_settings() -> None:
     assert plan.engine_settings(load_builtin("full-recipe")) == {
-        "register_delay": 1.0, "deregister_delay": 5.0}
+        "register_delay": 1.0, "deregister_delay": 5.0, "connect_timeout": 10.0}
+    sc = parse_scenario("name: x\nalb: {connectTimeoutSeconds: 2.5}")
+    assert plan.engine_settings(sc)["connect_timeout"] == 2.5
 
 
 def test_controller_args_come_from_the_flag_markers() -> None:
