@@ -10,6 +10,8 @@ export PATH := $(CACHE)/bin/tools:$(abspath $(BIN)):$(PATH)
 # WORKERS=N is given, so `testbed cluster up`, `make cluster-up`, runs and e2e agree.
 WORKERS ?=
 PYTEST_ARGS ?=
+PARALLEL ?= 3
+SHARD ?=
 REPORTS := reports
 
 .PHONY: help venv docker images cluster-up cluster-down cluster-status lint unit integration \
@@ -55,13 +57,15 @@ unit: venv
 integration: venv
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
 
+# Scenarios run PARALLEL at a time; SHARD=K/N runs a stable share of them (a CI matrix).
 e2e: venv docker images cluster-up
 	@mkdir -p $(REPORTS)
-	$(BIN)/pytest tests/e2e -q --junitxml=$(REPORTS)/e2e-junit.xml $(PYTEST_ARGS)
+	E2E_PARALLEL=$(PARALLEL) SHARD=$(SHARD) \
+	  $(BIN)/pytest tests/e2e -q --junitxml=$(REPORTS)/e2e-junit$(if $(SHARD),-$(subst /,-of-,$(SHARD))).xml $(PYTEST_ARGS)
 
 test: lint venv docker images cluster-up
 	@mkdir -p $(REPORTS)
-	$(BIN)/pytest tests -q --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
+	E2E_PARALLEL=$(PARALLEL) $(BIN)/pytest tests -q --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
 
 demo: venv docker images cluster-up
 	$(BIN)/testbed demo

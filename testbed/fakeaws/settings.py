@@ -8,7 +8,8 @@ it while running. Everything else is derived from it:
 - the engine process's argparse flags (`add_arguments`) and the arguments the API process
   spawns it with (`engine_argv`);
 - validation of POST /_testbed/config (`runtime_update`): unknown keys, non-numbers, NaN/inf
-  and out-of-range values are refused.
+  and out-of-range values are refused; `scoped_runtime_update` adds the optional
+  `target_group_arn` scope (per-target-group overrides, same validation).
 
 Adding a setting means adding one field here and reading it where it is used.
 """
@@ -197,6 +198,14 @@ SETTINGS: tuple[SettingInfo, ...] = tuple(
 BY_NAME: dict[str, SettingInfo] = {s.name: s for s in SETTINGS}
 # The keys POST /_testbed/config accepts (e.g. a scenario runner's `configure(**values)`).
 RUNTIME_KEYS: frozenset[str] = frozenset(s.name for s in SETTINGS if s.use.runtime)
+# The same names as a type, so the engine's per-target-group accessor is checked by mypy
+# (a unit test keeps it equal to RUNTIME_KEYS).
+RuntimeKey = Literal["register_delay", "deregister_delay", "connect_timeout"]
+if any(s.kind is not float for s in SETTINGS if s.use.runtime):
+    # The engine's `TargetStore.runtime(tg_arn, key) -> float` relies on it.
+    raise TypeError("run-time settings must be floats")
+# The optional body key of POST /_testbed/config that scopes the values to one target group.
+SCOPE_KEY = "target_group_arn"
 
 
 def settings_for(process: Literal["api", "engine"]) -> tuple[SettingInfo, ...]:
@@ -239,6 +248,17 @@ def runtime_update(payload: object) -> dict[str, Any]:
     if errors:
         raise SettingsError("; ".join(errors))
     return out
+
+
+def scoped_runtime_update(payload: object) -> tuple[str | None, dict[str, Any]]:
+    """A POST /_testbed/config body that may name a target group -> (its ARN or None, the
+    validated values). The values are validated exactly like an unscoped body's."""
+    if not isinstance(payload, Mapping) or SCOPE_KEY not in payload:
+        return None, runtime_update(payload)
+    arn = payload[SCOPE_KEY]
+    if not isinstance(arn, str) or not arn.strip():
+        raise SettingsError(f"{SCOPE_KEY}: expected a target group ARN (a non-empty string)")
+    return arn, runtime_update({k: v for k, v in payload.items() if k != SCOPE_KEY})
 
 
 # Propagation-delay presets (`--preset`). AWS publishes no figure for ALB; reports range from

@@ -3,12 +3,13 @@ controller actions."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
 from testbed.loadgen.records import Record
 from testbed.loadgen.summary import summarize
-from testbed.report.model import Report, registration_lags
+from testbed.report.model import Contention, Report, registration_lags
 from testbed.report.verdict import evaluate
 from testbed.scenario.model import Expect
 
@@ -29,7 +30,8 @@ def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None 
                  pod_events: list[dict[str, Any]] | None = None,
                  actions: list[dict[str, Any]] | None = None, *, name: str = "run",
                  expect: Expect | None = None, rollout_stalled: bool | None = None,
-                 rollout_seconds: float | None = None) -> Report:
+                 rollout_seconds: float | None = None,
+                 host_load: list[float] | None = None) -> Report:
     """Summarize, evaluate (when an expectation is given) and keep everything for rendering."""
     aws = list(aws_events or [])
     pods = list(pod_events or [])
@@ -41,9 +43,25 @@ def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None 
     report = Report(name=name, records=list(records), aws_events=aws, pod_events=pods,
                     actions=acts, summary=summary, t0=t0, t_end=t_end, alb_errors=alb_errors,
                     rollout_stalled=rollout_stalled, rollout_seconds=rollout_seconds,
-                    registration_lags=registration_lags(pods, acts))
+                    registration_lags=registration_lags(pods, acts),
+                    contention=contention(records, host_load or []))
     if expect is not None:
         report.verdict = evaluate(expect, summary, rollout_stalled=rollout_stalled,
                                   rollout_seconds=rollout_seconds,
                                   registration_lag=report.registration_lag)
+        c = report.contention
+        if not report.verdict.ok and c is not None and c.overloaded:
+            report.verdict.reasons.append(
+                f"the machine was overloaded ({c.describe()}): this failure may come from CPU "
+                "contention rather than the rollout; run it alone (--parallel 1) to check")
     return report
+
+
+def contention(records: list[Record], host_load: list[float]) -> Contention | None:
+    """Lateness of the load generator against its own schedule, and the host's load."""
+    if not records:
+        return None
+    late = sorted(max(0.0, r.started - r.intended) for r in records)
+    return Contention(lateness_p99=late[min(len(late) - 1, int(0.99 * len(late)))],
+                      lateness_max=late[-1], load_max=max(host_load, default=0.0),
+                      cpus=os.cpu_count() or 1)

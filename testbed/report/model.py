@@ -14,6 +14,31 @@ from testbed.loadgen.summary import Summary
 from testbed.report.timeline import BIN_SECONDS, error_bins
 from testbed.report.verdict import Verdict
 
+# Above these the machine, not the rollout, may explain a failure: the load generator sent
+# requests this late against their schedule, or the host ran this many runnable tasks per core.
+LATE_P99_SECONDS = 0.25
+LOAD_PER_CPU = 2.0
+
+
+@dataclass
+class Contention:
+    """How busy the machine was during the run (runs side by side share its CPUs)."""
+
+    lateness_p99: float  # seconds the load generator started requests behind schedule
+    lateness_max: float
+    load_max: float  # highest 1-minute load average sampled during the load
+    cpus: int
+
+    @property
+    def overloaded(self) -> bool:
+        return (self.lateness_p99 > LATE_P99_SECONDS
+                or self.load_max > LOAD_PER_CPU * self.cpus)
+
+    def describe(self) -> str:
+        return (f"load generator lateness p99 {self.lateness_p99 * 1000:.0f} ms (max "
+                f"{self.lateness_max * 1000:.0f} ms), host load average up to "
+                f"{self.load_max:.1f} on {self.cpus} CPUs")
+
 
 @dataclass
 class Report:
@@ -32,6 +57,7 @@ class Report:
     rollout_stalled: bool | None = None
     rollout_seconds: float | None = None
     registration_lags: dict[str, float] = field(default_factory=dict)  # pod -> seconds
+    contention: Contention | None = None
 
     @property
     def registration_lag(self) -> float | None:
@@ -52,6 +78,8 @@ class Report:
                 for k, v in error_bins(self.records, self.t0).items()}},
             "aws_events": self.aws_events, "pod_events": self.pod_events,
             "controller_actions": self.actions,
+            "contention": None if self.contention is None else {
+                **vars(self.contention), "overloaded": self.contention.overloaded},
         }
         if with_records:
             d["records"] = [r.to_dict() for r in self.records]

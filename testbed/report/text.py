@@ -90,6 +90,10 @@ def render(report: Report) -> Group:
         parts.append(Text(f"Registration lag (ContainersReady -> RegisterTargets): max "
                           f"{max(lags.values()):.1f}s, min {min(lags.values()):.1f}s over "
                           f"{len(lags)} pods"))
+    if report.contention is not None:
+        c = report.contention
+        parts.append(Text(("Machine OVERLOADED: " if c.overloaded else "Machine: ") +
+                          c.describe(), style="yellow" if c.overloaded else ""))
     if report.verdict is not None:
         verdict = report.verdict
         parts.append(Text(("PASS" if verdict.ok else "FAIL") + ": " + "; ".join(verdict.reasons),

@@ -54,6 +54,17 @@ def create(sc: Scenario, endpoint_url: str, name: str, listener_port: int) -> Al
     return AlbSetup(lb_arn, tg_arn, listener_arn, listener_port)
 
 
+def listener_ports_in_use(endpoint_url: str) -> set[int]:
+    """Ports of every listener in the fake AWS (of any run, or left by one that crashed)."""
+    elbv2, _ = clients(endpoint_url)
+    ports: set[int] = set()
+    for page in elbv2.get_paginator("describe_load_balancers").paginate():
+        for lb in page["LoadBalancers"]:
+            listeners = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])
+            ports.update(int(li["Port"]) for li in listeners["Listeners"])
+    return ports
+
+
 def healthy_count(endpoint_url: str, tg_arn: str) -> int:
     elbv2, _ = clients(endpoint_url)
     out = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]

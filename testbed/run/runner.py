@@ -1,25 +1,38 @@
-"""Run one scenario: the steps of testbed/run/steps.py in order, cleanup always.
+"""Run scenarios: one (the steps of testbed/run/steps.py in order, cleanup always), or many,
+side by side on the shared cluster, fake AWS and controller.
 
-Every wait has a deadline; Ctrl-C (KeyboardInterrupt) or any failure still tears the scenario's
-namespace and ALB down, so the next run starts clean.
+Every wait has a deadline; Ctrl-C (KeyboardInterrupt) or any failure still tears each
+scenario's namespace and ALB down, so the next run starts clean.
+
+Side by side: runs share one controller, so scenarios are batched by the controller flags
+they need (one deployment per batch); inside a batch up to `parallel` run at once, each in its
+own namespace with its own load balancer, target group, listener port and engine settings;
+scenarios marked `runAlone` (timing expectations) run after, one at a time.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.cluster import kindconfig, lifecycle
+from testbed.console import Board, StepFailed, err
 from testbed.images import build
 from testbed.report import Report
 from testbed.run import steps
 from testbed.run.steps import Run, Stack
+from testbed.scenario import plan
 from testbed.scenario.model import Scenario
 from testbed.stack import fakeaws
 from testbed.stack.controller import ControllerDeployment
 
-__all__ = ["RunResult", "Stack", "ensure_stack", "run"]
+__all__ = ["Outcome", "RunResult", "Stack", "batches", "ensure_stack", "run", "run_all",
+           "shard"]
 
 
 @dataclass
@@ -35,6 +48,19 @@ class RunResult:
         return bool(self.report.verdict and self.report.verdict.ok)
 
 
+@dataclass
+class Outcome:
+    """One scenario's end: its result, or why it produced none."""
+
+    scenario: Scenario
+    result: RunResult | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
+
+
 def ensure_stack(workers: int = kindconfig.DEFAULT_WORKERS) -> Stack:
     """Cluster, project image, fake AWS and controller; each reused when already there."""
     lifecycle.up(workers)
@@ -45,10 +71,14 @@ def ensure_stack(workers: int = kindconfig.DEFAULT_WORKERS) -> Stack:
     return Stack(api, image, aws, ControllerDeployment(api))
 
 
-def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) -> RunResult:
+def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None, *,
+        cancel: threading.Event | None = None, deploy_controller: bool = True) -> RunResult:
     """Run `sc`; `rollouts` overrides sc.rollout.count (0: steady load only, for soak runs)."""
     r = Run(sc, stack, out_dir, ns=f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}",
-            rollouts=sc.rollout.count if rollouts is None else rollouts)
+            rollouts=sc.rollout.count if rollouts is None else rollouts,
+            deploy_controller=deploy_controller)
+    if cancel is not None:
+        r.cancel = cancel
     try:
         for do in steps.STEPS:
             do(r)
@@ -56,3 +86,80 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None) 
         steps.cleanup(r)
     assert r.report is not None
     return RunResult(sc, r.report, r.paths, r.stalled, r.rollout_seconds)
+
+
+@dataclass
+class Batch:
+    """Scenarios that share one controller deployment."""
+
+    controller_args: list[str]
+    side_by_side: list[Scenario]
+    alone: list[Scenario]
+
+
+def batches(scenarios: list[Scenario]) -> list[Batch]:
+    """Scenarios grouped by the controller flags they need, in a stable order."""
+    groups: dict[tuple[str, ...], Batch] = {}
+    for sc in scenarios:
+        args = plan.controller_args(sc)
+        b = groups.setdefault(tuple(sorted(args)), Batch(args, [], []))
+        (b.alone if sc.run_alone else b.side_by_side).append(sc)
+    return [groups[k] for k in sorted(groups)]
+
+
+def shard(names: list[str], spec: str) -> list[str]:
+    """The share `K/N` of `names` (1 <= K <= N), in their given order: every Nth name in an
+    order fixed by a checksum of the names, so the shares are the same on every machine
+    whatever order the names come in, differ in size by at most one, and a CI matrix of N
+    jobs runs each scenario exactly once."""
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like K/N (e.g. 2/3), got {spec!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"shard K/N needs 1 <= K <= N, got {spec!r}")
+    mine = set(sorted(names, key=lambda s: (zlib.crc32(s.encode()), s))[k - 1::n])
+    return [name for name in names if name in mine]
+
+
+def run_all(scenarios: list[Scenario], stack: Stack, out: Callable[[Scenario], Path],
+            parallel: int = 1, on_done: Callable[[Outcome], None] | None = None
+            ) -> list[Outcome]:
+    """Run every scenario, `parallel` at a time within a batch; outcomes in input order.
+    A scenario that fails to run (not one that misses its expectation) does not stop the
+    others; Ctrl-C cancels every run, waits for their clean-up and re-raises."""
+    if parallel < 1:
+        raise ValueError("parallel must be >= 1")
+    done: dict[int, Outcome] = {}
+    index = {id(sc): i for i, sc in enumerate(scenarios)}
+    cancel = threading.Event()
+
+    def one(sc: Scenario, board: Board) -> None:
+        with board.lane(sc.name):
+            try:
+                outcome = Outcome(sc, run(sc, stack, out(sc), cancel=cancel,
+                                          deploy_controller=False))
+            except StepFailed as exc:
+                outcome = Outcome(sc, None, str(exc))
+            except Exception as exc:  # one run's broken infrastructure must not lose the rest
+                outcome = Outcome(sc, None, f"{type(exc).__name__}: {exc}")
+        done[index[id(sc)]] = outcome
+        if on_done is not None:
+            on_done(outcome)
+
+    for batch in batches(scenarios):
+        stack.controller.deploy(steps.controller_settings(batch.alone[0] if batch.alone else
+                                                          batch.side_by_side[0], stack))
+        for group, width in ((batch.side_by_side, parallel), (batch.alone, 1)):
+            if not group:
+                continue
+            with Board() as board, ThreadPoolExecutor(max_workers=width) as pool:
+                futures = [pool.submit(one, sc, board) for sc in group]
+                try:
+                    wait(futures)
+                except KeyboardInterrupt:
+                    cancel.set()
+                    err.print("[yellow]interrupted: cancelling every run, cleaning up[/]")
+                    wait(futures)
+                    raise
+    return [done[i] for i in range(len(scenarios))]

@@ -7,6 +7,8 @@ cleanup always runs last.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -65,18 +67,35 @@ class Run:
     pod_events: list[dict[str, Any]] = field(default_factory=list)
     aws_events: list[dict[str, Any]] = field(default_factory=list)
     controller_actions: list[dict[str, Any]] = field(default_factory=list)
+    host_load: list[float] = field(default_factory=list)  # 1-min load average while loading
     report: Report | None = None
     paths: dict[str, Path] = field(default_factory=dict)
+    # False when a scheduler already deployed the controller with this run's flags
+    deploy_controller: bool = True
+    # set from outside (Ctrl-C, a failing sibling run) to end the run's waits early
+    cancel: threading.Event = field(default_factory=threading.Event)
+    # what cleanup releases last (the listener port lease)
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.stack.api)
 
 
-def _holds(predicate: Callable[[], bool], timeout: float) -> bool:
-    """True once `predicate` holds, False at the deadline (the caller decides what that means)."""
+class Cancelled(StepFailed):
+    """The run was asked to stop (Ctrl-C, or the batch it belongs to is ending)."""
+
+
+def _holds(r: Run, predicate: Callable[[], bool], timeout: float) -> bool:
+    """True once `predicate` holds, False at the deadline (the caller decides what that means);
+    Cancelled as soon as the run is cancelled."""
+    def probe() -> bool:
+        if r.cancel.is_set():
+            raise Cancelled(f"{r.sc.name}: cancelled")
+        return predicate()
+
     try:
-        return bool(poll(predicate, timeout, 0.5))
+        return bool(poll(probe, timeout, 0.5))
     except TimedOut:
         return False
 
@@ -100,16 +119,24 @@ def load_seconds(sc: Scenario) -> float:
     return sc.load.duration_seconds or sc.load.max_duration_seconds
 
 
+def controller_settings(sc: Scenario, stack: Stack) -> ControllerSettings:
+    return ControllerSettings(aws_endpoint_url=stack.aws.cluster_endpoint_url,
+                              image=stack.image, args=plan.controller_args(sc))
+
+
 def configure(r: Run) -> None:
-    """The controller with the scenario's flags, the fake AWS engine with its settings."""
-    r.stack.controller.deploy(ControllerSettings(
-        aws_endpoint_url=r.stack.aws.cluster_endpoint_url, image=r.stack.image,
-        args=plan.controller_args(r.sc)))
-    r.stack.aws.reset()
-    r.stack.aws.configure(**plan.engine_settings(r.sc))
+    """The controller with the scenario's flags; the run's own load balancer, target group and
+    listener port in the fake AWS, with the scenario's engine settings on that target group
+    only, so runs side by side do not touch each other's."""
+    if r.deploy_controller:
+        r.stack.controller.deploy(controller_settings(r.sc, r.stack))
+    url = r.stack.aws.endpoint_url
+    port = r.held.enter_context(
+        r.stack.aws.listener_port(lambda: awssetup.listener_ports_in_use(url)))
     _, r.events_since = r.stack.aws.events()
-    r.setup = awssetup.create(r.sc, r.stack.aws.endpoint_url, r.sc.name[:32],
-                              fakeaws.LISTENER_PORTS[0])
+    # unique per run: the same scenario may run twice at once (repeat runs)
+    r.setup = awssetup.create(r.sc, url, f"{r.sc.name[:26]}-{r.ns[-5:]}", port)
+    r.stack.aws.configure(target_group_arn=r.setup.tg_arn, **plan.engine_settings(r.sc))
 
 
 def deploy(r: Run) -> None:
@@ -128,7 +155,7 @@ def deploy(r: Run) -> None:
         return TGB_FINALIZER in (tgb["metadata"].get("finalizers") or [])
 
     with step(f"{r.sc.name}: controller has seen the TargetGroupBinding"):
-        if not _holds(finalized, timeout=60):
+        if not _holds(r, finalized, timeout=60):
             raise StepFailed("the controller did not pick up the TargetGroupBinding within 60s;"
                              f" its logs:\n{r.stack.controller.logs(50)}")
     apply(r.stack.api, [d for d in docs if d["kind"] == "Deployment"])
@@ -141,7 +168,7 @@ def baseline(r: Run) -> None:
     timeout = baseline_timeout(sc)
     with step(f"{sc.name}: baseline: {sc.app.replicas} pods Available and healthy "
               "targets") as outcome:
-        reached = _holds(lambda: rollout_done(r.apps, r.ns, sc.app.replicas) and (
+        reached = _holds(r, lambda: rollout_done(r.apps, r.ns, sc.app.replicas) and (
             awssetup.healthy_count(url, tg_arn) >= sc.app.replicas), timeout=timeout)
         if not reached:
             outcome.not_met(f"not reached within {timeout}s")
@@ -161,12 +188,16 @@ def load(r: Run) -> None:
     warm_up = max(1, int(sc.load.rate * min(WARM_UP_SECONDS, seconds / 4)))
     answered = 0
     warmed = threading.Event()
+    sampled = [0.0]
 
-    def count(_record: Any) -> None:
+    def count(record: Any) -> None:
         nonlocal answered
         answered += 1
         if answered >= warm_up:
             warmed.set()
+        if record.intended - sampled[0] >= 1.0:  # the host's load, once a second of schedule
+            sampled[0] = record.intended
+            r.host_load.append(os.getloadavg()[0])
 
     r.attack = BackgroundAttack(AttackConfig(
         url=r.stack.aws.listener_url(r.setup.listener_port) + "/", rate=sc.load.rate,
@@ -187,7 +218,7 @@ def rollouts(r: Run) -> None:
             started = time.monotonic()
             apply(r.stack.api, [plan.deployment(sc, r.stack.image, name=APP, ns=r.ns,
                                                 version=f"v{n + 1}", new_version=True)])
-            if _holds(lambda: rollout_done(r.apps, r.ns, sc.app.replicas),
+            if _holds(r, lambda: rollout_done(r.apps, r.ns, sc.app.replicas),
                       timeout=sc.rollout.timeout_seconds):
                 r.rollout_seconds = (r.rollout_seconds or 0) + time.monotonic() - started
             else:
@@ -220,7 +251,8 @@ def collect(r: Run) -> None:
     """Pod lifecycle, fake AWS events and controller actions of this run."""
     if r.recorder is not None:
         r.pod_events = r.recorder.stop()
-    r.aws_events = events_since(r.stack.aws, r.events_since)
+    assert r.setup is not None
+    r.aws_events = events_since(r.stack.aws, r.events_since, r.setup)
     try:
         text = r.stack.controller.logs(tail=None,
                                        since_seconds=int(time.time() - r.started + 5) + 1)
@@ -235,14 +267,18 @@ def report(r: Run) -> None:
     assert r.load_result is not None
     r.report = build_report(r.load_result.records, r.aws_events, r.pod_events,
                             r.controller_actions, name=r.sc.name, expect=r.sc.expect,
-                            rollout_stalled=r.stalled, rollout_seconds=r.rollout_seconds)
+                            rollout_stalled=r.stalled, rollout_seconds=r.rollout_seconds,
+                            host_load=r.host_load)
     r.paths = write_report(r.report, r.out_dir)
 
 
-def events_since(aws: fakeaws.FakeAws, since: int) -> list[dict[str, Any]]:
+def events_since(aws: fakeaws.FakeAws, since: int, setup: awssetup.AlbSetup
+                 ) -> list[dict[str, Any]]:
+    """This run's fake AWS events: its target group's and its listener's."""
     events: list[dict[str, Any]] = []
     while True:
-        batch, nxt = aws.events(since)
+        batch, nxt = aws.events(since, target_group_arn=setup.tg_arn,
+                                listener_port=setup.listener_port)
         events += batch
         if not batch or nxt == since:
             return events
@@ -263,11 +299,13 @@ def cleanup(r: Run) -> None:
                 raise
         # Not waited for: namespaces are unique per run, and the controller's finalizer
         # deregisters the old targets from a target group nothing routes to any more.
-        if r.setup is not None:
-            try:
+        try:
+            if r.setup is not None:
                 awssetup.delete(r.setup, r.stack.aws.endpoint_url)
-            except Exception as exc:  # the fake AWS may have been reset already
-                info(f"ALB clean-up: {exc}")
+        except Exception as exc:  # the fake AWS may have been restarted meanwhile
+            info(f"ALB clean-up: {exc}")
+        finally:
+            r.held.close()
 
 
 STEPS: list[Callable[[Run], None]] = [configure, deploy, baseline, load, rollouts, finish_load,

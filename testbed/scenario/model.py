@@ -302,6 +302,9 @@ class Scenario(Declared):
     description: Annotated[Str, Expected(
         "a string (say which upstream issue this reproduces)")] = Field(
         "", description="What it shows; cite the upstream aws-load-balancer-controller issue.")
+    run_alone: Bool = Field(
+        False, description="Timing-sensitive (its expectation is a duration): run with no other "
+        "scenario beside it when scenarios run side by side (`testbed run --parallel N`).")
     app: App = Field(default_factory=App, description="The demo workload.")
     rollout: Rollout = Field(default_factory=Rollout, description="How the Deployment is rolled.")
     target_group: TargetGroup = Field(default_factory=TargetGroup,

@@ -8,8 +8,14 @@ ports in LISTENER_PORTS are published too, so load can come from the host (also 
 from __future__ import annotations
 
 import json
+import threading
+import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
 
 from kubernetes import client
 
@@ -40,22 +46,60 @@ class FakeAws:
     def listener_url(self, port: int) -> str:
         return f"http://127.0.0.1:{self.container.published[port]}"
 
-    def events(self, since: int = 0) -> tuple[list[dict], int]:  # type: ignore[type-arg]
-        with urllib.request.urlopen(f"{self.endpoint_url}/_testbed/events?since={since}",
+    def events(self, since: int = 0, *, target_group_arn: str | None = None,
+               listener_port: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Events after `since`; with a target group and/or listener port, only one run's."""
+        query: dict[str, str | int] = {"since": since}
+        if target_group_arn:
+            query["target_group_arn"] = target_group_arn
+        if listener_port:
+            query["listener_port"] = listener_port
+        with urllib.request.urlopen(f"{self.endpoint_url}/_testbed/events?{urlencode(query)}",
                                     timeout=10) as r:
             body = json.load(r)
         return body["events"], body["next"]
 
-    def configure(self, **settings: float) -> None:
+    def configure(self, target_group_arn: str | None = None, **settings: float) -> None:
+        """Engine settings: for one target group (a run's own) or, without one, for all."""
+        body: dict[str, Any] = dict(settings)
+        if target_group_arn:
+            body["target_group_arn"] = target_group_arn
         req = urllib.request.Request(f"{self.endpoint_url}/_testbed/config", method="POST",
-                                     data=json.dumps(settings).encode(),
+                                     data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).close()
+        try:
+            urllib.request.urlopen(req, timeout=10).close()
+        except urllib.error.HTTPError as exc:
+            raise StepFailed(f"fake AWS refused settings {body}: {exc.read().decode()}") from None
 
     def reset(self) -> None:
         req = urllib.request.Request(f"{self.endpoint_url}/_testbed/reset", method="POST",
                                      data=b"{}")
         urllib.request.urlopen(req, timeout=10).close()
+
+    @contextmanager
+    def listener_port(self, in_use: Callable[[], set[int]]) -> Iterator[int]:
+        """A published listener port no other run holds, for the length of the block.
+        `in_use` says which ports listeners of the fake AWS already bind (a run that crashed
+        may have left one)."""
+        with _port_lock:
+            taken = _leased | in_use()
+            free = [p for p in LISTENER_PORTS if p not in taken]
+            if not free:
+                raise StepFailed(f"every published listener port ({LISTENER_PORTS[0]}-"
+                                 f"{LISTENER_PORTS[-1]}) is in use; run fewer scenarios at once")
+            port = free[0]
+            _leased.add(port)
+        try:
+            yield port
+        finally:
+            with _port_lock:
+                _leased.discard(port)
+
+
+# Ports leased to runs of this process (several run side by side, one listener port each).
+_port_lock = threading.Lock()
+_leased: set[int] = set()
 
 
 def start(api: client.ApiClient, image: str, *, min_interval: float = 0.5,

@@ -27,6 +27,16 @@ pytestmark = pytest.mark.e2e
 WORKERS = int(os.environ.get("WORKERS") or kindconfig.DEFAULT_WORKERS)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With SHARD=K/N, the e2e tests other than the scenarios run on shard 1 only."""
+    spec = os.environ.get("SHARD")
+    if not spec or spec.startswith("1/"):
+        return
+    keep = [i for i in items if i.path.name == "test_scenarios.py"]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
+
 class KindCluster(KindManagerBase):
     """pytest-kubernetes kind manager plus a kubernetes client for the same kubeconfig."""
 

@@ -66,16 +66,38 @@ class EngineClient:
         finally:
             c.close()
 
-    def stream(self, path: str) -> Iterator[bytes]:
-        """Relay a streaming endpoint line by line (own connection, no timeout)."""
+    def open_stream(self, path: str) -> tuple[int, bytes | LineStream]:
+        """Open a streaming endpoint (own connection, no timeout) -> (200, its lines), or
+        (status, body) when the engine refused it (e.g. 400 for a bad filter)."""
         c = http.client.HTTPConnection(self.host, self.port, timeout=None)
         try:
             c.request("GET", path)
             resp = c.getresponse()
-            while True:
-                line = resp.readline()
-                if not line:
-                    return
-                yield line
-        finally:
+            if resp.status != 200:
+                body = resp.read()
+                c.close()
+                return resp.status, body
+        except BaseException:
             c.close()
+            raise
+        return 200, LineStream(c, resp)
+
+
+class LineStream:
+    """A WSGI response body relaying an engine stream line by line; the server's close()
+    closes the engine connection even when iteration never started."""
+
+    def __init__(self, conn: http.client.HTTPConnection,
+                 resp: http.client.HTTPResponse) -> None:
+        self._conn = conn
+        self._resp = resp
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self._resp.readline()
+            if not line:
+                return
+            yield line
+
+    def close(self) -> None:
+        self._conn.close()

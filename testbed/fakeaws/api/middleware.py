@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlencode
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode
 
 from moto.core.model_instances import reset_model_data
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -33,6 +33,9 @@ SYNC_ACTIONS = frozenset({
     "ModifyLoadBalancerAttributes",
 })
 TRIM_EVERY = 500  # calls between clearing moto's class-level instance lists (memory bound)
+# Characters a query string passed on to the engine keeps as they are (RFC 3986 query
+# characters plus '%'); anything else (spaces, control characters) is percent-encoded.
+_QUERY_SAFE = "/?:@!$&'()*+,;=%-._~"
 
 
 class FakeAwsApp:
@@ -232,22 +235,26 @@ class FakeAwsApp:
     def testbed(self, path: str, environ: dict[str, Any], start_response: StartResponse
                 ) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+        qs = environ.get("QUERY_STRING", "")
+        query = parse_qs(qs)
+        # The engine parses and validates the query of /events, /events/stream and /config
+        # (filters, since, limit, target_group_arn): 400 with a JSON error when it is bad.
+        suffix = f"?{quote(qs, safe=_QUERY_SAFE)}" if qs else ""
         if path == "/_testbed/events/stream":
-            since = query.get("since", [None])[0]
+            code, stream = self.engine.open_stream("/events/stream" + suffix)
+            if isinstance(stream, bytes):
+                return _respond(start_response, code, stream, "application/json")
             start_response("200 OK", [("Content-Type", "application/x-ndjson")])
-            return self.engine.stream("/events/stream" + (f"?since={int(since)}"
-                                                          if since is not None else ""))
+            return stream
         if path == "/_testbed/events":
-            since = int(query.get("since", ["0"])[0])
-            limit = int(query.get("limit", ["10000"])[0])
-            code, raw = self.engine.raw("GET", f"/events?since={since}&limit={limit}")
+            code, raw = self.engine.raw("GET", "/events" + suffix)
             return _respond(start_response, code, raw, "application/json")
         if path == "/_testbed/config":
-            # The engine owns the run-time settings and validates changes; this process adds
-            # the values only it reads (host, port, api_nice) to what the engine reports.
+            # The engine owns the run-time settings (global and per target group) and
+            # validates changes; this process adds the values only it reads (host, port,
+            # api_nice) to what the engine reports.
             body = _read_body(environ) if method == "POST" else None
-            code, raw = self.engine.raw(method, "/config", body)
+            code, raw = self.engine.raw(method, "/config" + suffix, body)
             if code == 200:
                 raw = json.dumps({**self.settings.values_for("api"),
                                   **json.loads(raw)}).encode()

@@ -20,10 +20,10 @@ from aiohttp import web
 from testbed.fakeaws import settings as declared
 from testbed.fakeaws import wire
 from testbed.fakeaws.engine.dataplane.proxy import DataPlane, ListenerSpec
-from testbed.fakeaws.engine.events import EventLog
+from testbed.fakeaws.engine.events import EventLog, QueryError, parse_query
 from testbed.fakeaws.engine.health import HealthChecker
 from testbed.fakeaws.engine.store import TargetGroupSpec, TargetStore
-from testbed.fakeaws.settings import FakeAwsSettings, SettingsError
+from testbed.fakeaws.settings import SCOPE_KEY, FakeAwsSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -90,23 +90,28 @@ class Engine:
         return web.json_response({"rows": rows})
 
     async def events_since(self, req: web.Request) -> web.Response:
-        since = int(req.query.get("since", "0"))
-        limit = int(req.query.get("limit", "10000"))
-        evs, nxt = self.events.since(since, limit)
+        try:
+            query = parse_query(req.query.items())
+        except QueryError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        evs, nxt = self.events.since(query.since or 0, query.limit, query.filter)
         return web.json_response({"events": evs, "next": nxt})
 
     async def events_stream(self, req: web.Request) -> web.StreamResponse:
+        try:
+            query = parse_query(req.query.items(), stream=True)
+        except QueryError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        flt = query.filter
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(req)
         q = self.events.subscribe()
         await resp.write(b"\n")  # flush headers through the API process at once
-        since = req.query.get("since")
         try:
-            if since is not None:
-                backlog, _ = self.events.since(int(since), 1_000_000)
+            if query.since is not None:
+                backlog, last = self.events.since(query.since, 1_000_000, flt)
                 for old in backlog:
                     await resp.write(json.dumps(old).encode() + b"\n")
-                last = backlog[-1]["seq"] if backlog else int(since)
             else:
                 last = 0
             while True:
@@ -119,7 +124,7 @@ class Engine:
                     continue
                 if ev is None:
                     break
-                if ev["seq"] > last:
+                if ev["seq"] > last and flt.matches(ev):
                     await resp.write(json.dumps(ev).encode() + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -127,20 +132,56 @@ class Engine:
             self.events.unsubscribe(q)
         return resp
 
+    def _config(self, tg_arn: str | None) -> dict[str, Any]:
+        """GET /config's answer: every engine setting, or for one target group the same with
+        its effective run-time values, plus its ARN and its own overrides."""
+        values = self.settings.values_for("engine")
+        if tg_arn is None:
+            return values
+        return {**values, **self.store.runtime_values(tg_arn), SCOPE_KEY: tg_arn,
+                "overrides": dict(self.store.overrides.get(tg_arn, {}))}
+
+    def _unknown_group(self, tg_arn: str) -> web.Response:
+        return web.json_response(
+            {"error": f"{SCOPE_KEY}: unknown target group (never created, deleted, or "
+                      f"reset): {tg_arn}"}, status=404)
+
     async def get_config(self, req: web.Request) -> web.Response:
-        return web.json_response(self.settings.values_for("engine"))
+        arns = req.query.getall(SCOPE_KEY, [])
+        if len(arns) > 1 or (arns and not arns[0].strip()):
+            return web.json_response(
+                {"error": f"{SCOPE_KEY}: expected one target group ARN"}, status=400)
+        tg_arn = arns[0] if arns else None
+        if tg_arn is not None and tg_arn not in self.store.groups:
+            return self._unknown_group(tg_arn)
+        return web.json_response(self._config(tg_arn))
 
     async def set_config(self, req: web.Request) -> web.Response:
+        if SCOPE_KEY in req.query:
+            # A POST meant for one group must not change the global values by mistake.
+            return web.json_response(
+                {"error": f"POST: put {SCOPE_KEY} in the JSON body, not in the query"},
+                status=400)
         try:
             payload = await req.json()
         except ValueError as exc:
             return web.json_response({"error": f"body is not JSON: {exc}"}, status=400)
         try:
-            self.settings.apply_runtime(payload)
+            tg_arn, update = declared.scoped_runtime_update(payload)
         except SettingsError as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        self.events.emit("config", **self.settings.runtime_values())
-        return web.json_response(self.settings.values_for("engine"))
+        if tg_arn is None:
+            self.settings.apply_runtime(update)
+            self.events.emit("config", **self.settings.runtime_values())
+            return web.json_response(self._config(None))
+        try:
+            self.store.set_overrides(tg_arn, update)
+        except KeyError:
+            return self._unknown_group(tg_arn)
+        # tg_arn as in every other event about a group, so filtered readers see it too.
+        self.events.emit("config", **self.store.runtime_values(tg_arn),
+                         **{SCOPE_KEY: tg_arn, "tg_arn": tg_arn})
+        return web.json_response(self._config(tg_arn))
 
     async def reset(self, req: web.Request) -> web.Response:
         async with self._lock:

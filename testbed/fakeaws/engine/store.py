@@ -15,6 +15,9 @@ Model of time (documented in docs/fakeaws.md):
   deregister at t1    -> API: draining; checks stop; node still routes until t1 + deregister_delay
   t1 + deregister_delay -> node stops new requests, deregistration delay timer starts
   + timeout_seconds   -> in-flight requests are cut (502 drain_expired); target removed.
+register_delay / deregister_delay (and the data plane's connect_timeout) are read per target
+group through `runtime()`: the group's override (POST /_testbed/config with target_group_arn)
+or else the engine-global value, so concurrent runs sharing one engine do not interfere.
 All methods run on the engine's event loop thread; nothing here blocks.
 """
 
@@ -27,7 +30,7 @@ from typing import Any, Protocol
 from testbed.fakeaws import wire
 from testbed.fakeaws.engine.balancer import PICKERS, Picker
 from testbed.fakeaws.engine.events import EventLog
-from testbed.fakeaws.settings import FakeAwsSettings
+from testbed.fakeaws.settings import FakeAwsSettings, RuntimeKey
 
 INITIAL, HEALTHY, UNHEALTHY = "initial", "healthy", "unhealthy"
 DRAINING, UNUSED, UNAVAILABLE = "draining", "unused", "unavailable"
@@ -134,6 +137,8 @@ class TargetStore:
         self.targets: dict[str, dict[tuple[str, int], Target]] = {}
         self.routing: dict[str, list[Target]] = {}
         self.pickers: dict[str, Picker] = {}
+        # Per-target-group run-time settings on top of `settings` (validated by the caller).
+        self.overrides: dict[str, dict[str, float]] = {}
         # Hooks set by the health checker.
         self.on_checks_start: Callable[[Target], None] = lambda t: None
         self.on_checks_stop: Callable[[Target], None] = lambda t: None
@@ -151,6 +156,7 @@ class TargetStore:
                 self.targets.pop(arn, None)
                 self.routing.pop(arn, None)
                 self.pickers.pop(arn, None)
+                self.overrides.pop(arn, None)
         for arn, spec in new.items():
             old = self.groups.get(arn)
             self.groups[arn] = spec
@@ -177,11 +183,31 @@ class TargetStore:
                         self._maybe_start_checks(t)
             self._recompute(arn)
 
+    # ---- per-target-group run-time settings ------------------------------------------------
+    def runtime(self, tg_arn: str, key: RuntimeKey) -> float:
+        """A run-time setting's value for one target group: its override, else the global."""
+        ov = self.overrides.get(tg_arn)
+        if ov is not None and key in ov:
+            return ov[key]
+        return float(getattr(self.settings, key))
+
+    def runtime_values(self, tg_arn: str) -> dict[str, float]:
+        """Every run-time setting's effective value for one target group."""
+        return {**self.settings.runtime_values(), **self.overrides.get(tg_arn, {})}
+
+    def set_overrides(self, tg_arn: str, values: dict[str, float]) -> None:
+        """Override run-time settings for one group (values already validated); they apply
+        to later registrations, deregistrations and connects, like a global change."""
+        if tg_arn not in self.groups:
+            raise KeyError(tg_arn)
+        self.overrides.setdefault(tg_arn, {}).update(values)
+
     # ---- registration --------------------------------------------------------------------
     def register(self, tg_arn: str, targets: list[tuple[str, int, str | None]]) -> None:
         if tg_arn not in self.groups:
             raise KeyError(tg_arn)
         now = self.clock.time()
+        delay = self.runtime(tg_arn, "register_delay")
         for tid, port, az in targets:
             existing = self.targets[tg_arn].get((tid, port))
             if existing is not None and existing.deregistered_at is None:
@@ -189,12 +215,11 @@ class TargetStore:
             if existing is not None:
                 # Re-registration while draining: the old record stops draining now.
                 self._remove(existing, emit=False)
-            t = Target(tg_arn, tid, port, az, registered_at=now,
-                       visible_at=now + self.settings.register_delay)
+            t = Target(tg_arn, tid, port, az, registered_at=now, visible_at=now + delay)
             self.targets[tg_arn][(tid, port)] = t
             t.api_state = self._api_state(t)[:2]
             self.events.emit("registered", tg_arn=tg_arn, target_id=tid, port=port,
-                             visible_in=self.settings.register_delay)
+                             visible_in=delay)
             self.events.emit("target_state", tg_arn=tg_arn, target_id=tid, port=port,
                              **{"from": None, "to": t.api_state[0], "reason": t.api_state[1]})
             t.timers.append(self.clock.call_at(t.visible_at, self._became_visible, t))
@@ -215,6 +240,7 @@ class TargetStore:
     def deregister(self, tg_arn: str, targets: list[tuple[str, int]]) -> None:
         spec = self.groups[tg_arn]
         now = self.clock.time()
+        routed_for = self.runtime(tg_arn, "deregister_delay")
         for tid, port in targets:
             t = self.targets[tg_arn].get((tid, port))
             if t is None or t.deregistered_at is not None:
@@ -222,13 +248,12 @@ class TargetStore:
             t.deregistered_at = now
             self.on_checks_stop(t)
             self.events.emit("deregistered", tg_arn=tg_arn, target_id=tid, port=port,
-                             routed_for=self.settings.deregister_delay,
+                             routed_for=routed_for,
                              deregistration_delay=spec.deregistration_delay)
             self._refresh(t)
             for h in t.timers:
                 h.cancel()
-            t.timers = [self.clock.call_at(now + self.settings.deregister_delay,
-                                           self._drain_start, t)]
+            t.timers = [self.clock.call_at(now + routed_for, self._drain_start, t)]
 
     def _drain_start(self, t: Target) -> None:
         if t.removed:
@@ -392,3 +417,4 @@ class TargetStore:
         self.targets.clear()
         self.routing.clear()
         self.pickers.clear()
+        self.overrides.clear()

@@ -62,6 +62,14 @@ class FakeAws:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
 
+    def get_raw(self, path: str) -> tuple[int, Any]:
+        """GET -> (status, parsed JSON answer), also for error statuses."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
     def events(self, since: int = 0, kind: str | None = None) -> list[dict[str, Any]]:
         evs = self.get(f"/_testbed/events?since={since}")["events"]
         return [e for e in evs if kind is None or e["kind"] == kind]

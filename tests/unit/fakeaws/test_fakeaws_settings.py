@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from typer.testing import CliRunner
@@ -17,10 +17,12 @@ from testbed.fakeaws.settings import (
     RUNTIME_KEYS,
     SETTINGS,
     FakeAwsSettings,
+    RuntimeKey,
     SettingsError,
     engine_argv,
     markdown_table,
     runtime_update,
+    scoped_runtime_update,
     settings_for,
 )
 
@@ -33,16 +35,47 @@ def test_runtime_keys_are_the_propagation_delays_and_connect_timeout() -> None:
     assert all(set(p) <= RUNTIME_KEYS for p in PRESETS.values())
 
 
-@pytest.mark.parametrize("payload", [
+BAD_BODIES: list[Any] = [
     {"register_delay": math.nan}, {"deregister_delay": math.inf},
     {"register_delay": -math.inf}, {"register_delay": -1}, {"deregister_delay": 3601},
     {"connect_timeout": 0}, {"register_delay": "5"}, {"register_delay": True},
     {"register_delay": None}, {"register_delay": [1]}, {"nope": 1}, {"port": 1234},
-    [("register_delay", 1)], "register_delay=1",
-])
+    {"register_delay": 1, "connect_timeout": -1},
+]
+
+
+@pytest.mark.parametrize("payload", [*BAD_BODIES, [("register_delay", 1)], "register_delay=1"])
 def test_runtime_update_refuses(payload: Any) -> None:
     with pytest.raises(SettingsError):
         runtime_update(payload)
+
+
+def test_runtime_key_type_names_the_runtime_keys() -> None:
+    assert set(get_args(RuntimeKey)) == RUNTIME_KEYS
+
+
+@pytest.mark.parametrize("payload", BAD_BODIES)
+def test_scoped_update_refuses_what_the_global_one_refuses(payload: dict[str, Any]) -> None:
+    with pytest.raises(SettingsError) as scoped:
+        scoped_runtime_update({"target_group_arn": "arn:tg/a", **payload})
+    with pytest.raises(SettingsError) as unscoped:
+        runtime_update(payload)
+    assert str(scoped.value) == str(unscoped.value)
+
+
+@pytest.mark.parametrize("arn", [None, 5, "", "  ", ["arn:tg/a"], {"arn": "x"}, True])
+def test_scoped_update_refuses_a_scope_that_is_not_an_arn(arn: Any) -> None:
+    with pytest.raises(SettingsError, match="target_group_arn"):
+        scoped_runtime_update({"target_group_arn": arn, "register_delay": 1})
+
+
+def test_scoped_update_splits_scope_and_values() -> None:
+    assert scoped_runtime_update({"target_group_arn": "arn:tg/a", "register_delay": 2}) == (
+        "arn:tg/a", {"register_delay": 2.0})
+    assert scoped_runtime_update({"target_group_arn": "arn:tg/a"}) == ("arn:tg/a", {})
+    assert scoped_runtime_update({"connect_timeout": 3}) == (None, {"connect_timeout": 3.0})
+    with pytest.raises(SettingsError):
+        scoped_runtime_update(["target_group_arn"])
 
 
 def test_runtime_update_accepts_numbers_and_applies_all_or_nothing() -> None:

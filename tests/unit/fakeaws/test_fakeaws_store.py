@@ -227,3 +227,90 @@ def test_slow_start_ramps_linearly(elapsed: float, share: float) -> None:
     clock.advance(elapsed)
     picks = [store.pick(TG) for _ in range(4000)]
     assert abs(picks.count(new) / 4000 - share) < 0.04
+
+
+TG_A, TG_B, TG_C = "arn:tg/a", "arn:tg/b", "arn:tg/c"
+
+
+def _three_groups(**global_values: float) -> tuple[TargetStore, FakeClock, EventLog]:
+    clock = FakeClock()
+    ev = EventLog()
+    store = TargetStore(clock, ev, FakeAwsSettings(**global_values))
+    store.sync_groups([TargetGroupSpec(arn=arn, in_use=True, deregistration_delay=0)
+                       for arn in (TG_A, TG_B, TG_C)])
+    return store, clock, ev
+
+
+def _reason(store: TargetStore, tg: str, tid: str = "10.0.0.1") -> Any:
+    return store.describe(tg, [(tid, 80)])[0]["reason"]
+
+
+def test_register_delay_per_target_group() -> None:
+    """Concurrent runs: each group's targets become visible after its own delay; a group
+    without an override follows the global value."""
+    store, clock, ev = _three_groups(register_delay=1.0)
+    store.set_overrides(TG_A, {"register_delay": 5.0})
+    store.set_overrides(TG_B, {"register_delay": 0.5})
+    for tg in (TG_A, TG_B, TG_C):
+        store.register(tg, [("10.0.0.1", 80, None)])
+    visible_in = {e["tg_arn"]: e["visible_in"] for e in ev.since(0)[0]
+                  if e["kind"] == "registered"}
+    assert visible_in == {TG_A: 5.0, TG_B: 0.5, TG_C: 1.0}
+    progress = "Elb.RegistrationInProgress"
+    checking = "Elb.InitialHealthChecking"
+    clock.advance(0.49)
+    assert [_reason(store, tg) for tg in (TG_A, TG_B, TG_C)] == [progress] * 3
+    clock.advance(0.01)
+    assert [_reason(store, tg) for tg in (TG_A, TG_B, TG_C)] == [progress, checking, progress]
+    clock.advance(0.5)
+    assert [_reason(store, tg) for tg in (TG_A, TG_B, TG_C)] == [progress, checking, checking]
+    clock.advance(3.99)
+    assert _reason(store, TG_A) == progress
+    clock.advance(0.01)
+    assert _reason(store, TG_A) == checking
+
+
+def test_deregister_delay_per_target_group() -> None:
+    store, clock, ev = _three_groups(deregister_delay=1.0)
+    store.set_overrides(TG_A, {"deregister_delay": 4.0})
+    for tg in (TG_A, TG_B):
+        store.register(tg, [("10.0.0.1", 80, None)])
+    clock.advance(0)
+    for tg in (TG_A, TG_B):
+        store.record_check(store.targets[tg][("10.0.0.1", 80)], True)
+        store.deregister(tg, [("10.0.0.1", 80)])
+    routed_for = {e["tg_arn"]: e["routed_for"] for e in ev.since(0)[0]
+                  if e["kind"] == "deregistered"}
+    assert routed_for == {TG_A: 4.0, TG_B: 1.0}
+    clock.advance(1.0)
+    assert store.pick(TG_B) is None and store.pick(TG_A) is not None
+    clock.advance(2.99)
+    assert store.pick(TG_A) is not None
+    clock.advance(0.01)
+    assert store.pick(TG_A) is None
+
+
+def test_overrides_layer_on_the_global_values_and_vanish_with_the_group() -> None:
+    store, _, _ = _three_groups(register_delay=1.0, connect_timeout=10.0)
+    with pytest.raises(KeyError):
+        store.set_overrides("arn:tg/unknown", {"register_delay": 2.0})
+    assert store.overrides == {}
+    store.set_overrides(TG_A, {"connect_timeout": 0.5})
+    store.set_overrides(TG_A, {"register_delay": 3.0})
+    assert store.runtime_values(TG_A) == {"register_delay": 3.0, "deregister_delay": 0.0,
+                                          "connect_timeout": 0.5}
+    assert store.runtime(TG_B, "connect_timeout") == 10.0
+    # A global change reaches the keys the group does not override, and only those.
+    store.settings.apply_runtime({"deregister_delay": 7, "register_delay": 9})
+    assert store.runtime_values(TG_A) == {"register_delay": 3.0, "deregister_delay": 7.0,
+                                          "connect_timeout": 0.5}
+    assert store.runtime(TG_B, "register_delay") == 9.0
+    # Deleted (a snapshot without it): the override goes; the same ARN again starts clean.
+    spec_b, spec_c = store.groups[TG_B], store.groups[TG_C]
+    store.sync_groups([spec_b, spec_c])
+    assert TG_A not in store.overrides
+    store.sync_groups([TargetGroupSpec(arn=TG_A, in_use=True), spec_b, spec_c])
+    assert store.runtime(TG_A, "connect_timeout") == 10.0
+    store.set_overrides(TG_B, {"register_delay": 1.5})
+    store.reset()
+    assert store.overrides == {}

@@ -10,6 +10,7 @@ import pytest
 from testbed.run import steps
 from testbed.run.awssetup import AlbSetup
 from testbed.scenario import load_builtin, parse_scenario, plan
+from testbed.stack import fakeaws
 from testbed.stack.controller import ControllerSettings
 
 
@@ -32,15 +33,13 @@ def test_load_runs_its_duration_or_the_cap() -> None:
 class _Aws:
     endpoint_url = "http://127.0.0.1:1"
     cluster_endpoint_url = "http://172.18.0.9:4566"
+    listener_port = fakeaws.FakeAws.listener_port  # the real lease, no HTTP in it
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    def reset(self) -> None:
-        self.calls.append(("reset", None))
-
-    def configure(self, **settings: float) -> None:
-        self.calls.append(("configure", settings))
+    def configure(self, target_group_arn: str | None = None, **settings: float) -> None:
+        self.calls.append(("configure", {"target_group_arn": target_group_arn, **settings}))
 
     def events(self, since: int = 0) -> tuple[list[dict[str, Any]], int]:
         return [], 42
@@ -63,6 +62,7 @@ def test_configure_hands_the_plan_to_controller_and_engine(
         return AlbSetup("lb", "tg", "listener", port)
 
     monkeypatch.setattr(steps.awssetup, "create", create)
+    monkeypatch.setattr(steps.awssetup, "listener_ports_in_use", lambda url: {8000})
     aws, ctl = _Aws(), _Controller()
     stack = steps.Stack(api=None, image="img:1", aws=aws, controller=ctl)  # type: ignore[arg-type]
     r = steps.Run(load_builtin("no-pod-watch"), stack, tmp_path, ns="ns", rollouts=1)
@@ -70,9 +70,16 @@ def test_configure_hands_the_plan_to_controller_and_engine(
     assert ctl.settings is not None
     assert ctl.settings.flags() == ["--aws-endpoint-url=http://172.18.0.9:4566",
                                     "--targetgroupbinding-requeue-duration=15", "--no-pod-watch"]
-    assert aws.calls == [("reset", None), ("configure", plan.engine_settings(r.sc))]
-    assert aws.calls[1][1]["deregister_delay"] == 0.0
-    assert r.events_since == 42 and r.setup is not None and made == [("no-pod-watch", 8000)]
+    # engine settings go to the run's own target group only; no global reset
+    assert aws.calls == [("configure", {"target_group_arn": "tg",
+                                        **plan.engine_settings(r.sc)})]
+    assert aws.calls[0][1]["deregister_delay"] == 0.0
+    # a port no listener holds; a name unique to the run
+    assert r.events_since == 42 and r.setup is not None
+    assert made == [(f"no-pod-watch-{r.ns[-5:]}", 8001)]
+    r.held.close()
+    with aws.listener_port(lambda: set()) as port:
+        assert port == 8000  # released: the lowest free port again
 
 
 def test_rollouts_do_nothing_after_a_baseline_stall(tmp_path: Path) -> None:

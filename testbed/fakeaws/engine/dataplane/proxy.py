@@ -3,7 +3,7 @@
 Error mapping (reason in the `x-testbed-elb-error` header and the event log):
   503 no_targets       nothing routable in the target group
   502 target_refused   connect refused;  target_unreachable: other connect errors
-  504 connect_timeout  connect not done within connect_timeout (10 s)
+  504 connect_timeout  connect not done within the target group's connect_timeout (10 s)
   502 keepalive_race   a REUSED pooled connection was closed/reset before any response byte
   502 target_closed    target sent FIN before any response byte (fresh connection)
   502 target_reset     target sent RST before any response byte (fresh connection)
@@ -138,6 +138,7 @@ class DataPlane:
             except OSError as exc:
                 log.error("listener bind failed port=%s err=%s", spec.port, exc)
                 self.events.emit("listener", action="bind_failed", listener_port=spec.port,
+                                 listener_arn=arn, host=self.settings.listen_on,
                                  error=str(exc))
                 continue
             self.listeners[arn] = _Running(spec, server)
@@ -217,12 +218,12 @@ class DataPlane:
             writer.close()
 
     def _fail(self, writer: asyncio.StreamWriter, spec: ListenerSpec, req: Head, status: int,
-              reason: str, target: Target | None) -> None:
+              reason: str, tg_arn: str, target: Target | None) -> None:
         writer.write(error_response(status, reason, close=req.close))
+        # tg_arn is the group the request was forwarded to, also when it had no target.
         self.events.emit("elb_error", status=status, reason=reason,
                          target=target.addr if target else None, listener_port=spec.port,
-                         path=req.first[1].decode("latin-1"),
-                         tg_arn=target.tg_arn if target else None)
+                         path=req.first[1].decode("latin-1"), tg_arn=tg_arn)
 
     async def _forward(self, spec: ListenerSpec, req: Head, body: bytes,
                        writer: asyncio.StreamWriter, client_ip: bytes) -> bool:
@@ -235,7 +236,7 @@ class DataPlane:
                                     weights=[max(f[1], 0) or 0.0001 for f in spec.forward])[0]
         target = self.store.pick(tg_arn)
         if target is None:
-            self._fail(writer, spec, req, 503, "no_targets", None)
+            self._fail(writer, spec, req, 503, "no_targets", tg_arn, None)
             return True
         target.in_flight += 1
         up: Upstream | None = None
@@ -271,7 +272,7 @@ class DataPlane:
                 self.waiting.discard(up)
                 target.aborters.discard(up.abort)
                 up.writer.close()
-            self._fail(writer, spec, req, err.status, err.reason, target)
+            self._fail(writer, spec, req, err.status, err.reason, tg_arn, target)
             return True
         except _Truncated as tr:
             if up is not None:
@@ -304,7 +305,7 @@ class DataPlane:
                 up.reused = True
                 return up
         try:
-            async with asyncio.timeout(self.settings.connect_timeout):
+            async with asyncio.timeout(self.store.runtime(target.tg_arn, "connect_timeout")):
                 r, w = await asyncio.open_connection(target.id, target.port)
         except TimeoutError as exc:
             raise ElbError(504, "connect_timeout") from exc
