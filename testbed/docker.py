@@ -41,6 +41,26 @@ def try_pull(ref: str, timeout: float = 60) -> bool:
     return proc.ok(["docker", "pull", "-q", ref], timeout=timeout)
 
 
+def image_id(ref: str) -> str:
+    """The local image's ID ("sha256:..." of its config), which containerd keeps on import."""
+    return proc.run(["docker", "image", "inspect", "-f", "{{.Id}}", ref],
+                    log_name="docker-image-id").strip()
+
+
+def node_image_id(node: str, ref: str) -> str | None:
+    """ID of image `ref` in the containerd of kind node container `node` (through the CRI, as
+    `kind load` itself checks); None when the node lacks it or cannot answer."""
+    out = proc.attempt(["docker", "exec", node, "crictl", "inspecti", "-o", "json", ref],
+                       timeout=30)
+    if not out.ok:
+        return None
+    try:
+        found: str = json.loads(out.output)["status"]["id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return found
+
+
 def image_size(ref: str) -> int:
     out = proc.run(["docker", "image", "inspect", "-f", "{{.Size}}", ref],
                    log_name="docker-image-size")

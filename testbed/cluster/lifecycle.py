@@ -166,7 +166,15 @@ def status(name: str = kindconfig.CLUSTER_NAME) -> ClusterStatus:
 
 
 def load_image(image: str, name: str = kindconfig.CLUSTER_NAME) -> None:
-    """Make a local image available to the cluster's containerd (skipped if already there)."""
+    """Make a local image available to the cluster's containerd; skipped when every node
+    already holds it under the same image ID (one `crictl inspecti` per node, the check
+    `kind load` makes too, without starting kind; it then loads only into the nodes lacking
+    the image)."""
+    nodes = node_containers(name)
+    want = docker.image_id(image)
+    if nodes and all(docker.node_image_id(n, image) == want for n in nodes):
+        info(f"{image} is already on every node of cluster {name}")
+        return
     with step(f"loading {image} into cluster {name}"):
         proc.run([kind_binary(), "load", "docker-image", image, "--name", name],
                  log_name="kind-load")

@@ -22,9 +22,11 @@ class Which(StrEnum):
 def build_cmd(which: Which = typer.Argument(Which.all)) -> None:
     """Build missing images (tagged by input hash; unchanged inputs are skipped)."""
     try:
-        if which in (Which.node, Which.all):
+        if which is Which.all:
+            print("\n".join(build.all_images()))
+        elif which is Which.node:
             print(build.node_image())
-        if which in (Which.project, Which.all):
+        else:
             print(build.project_image())
     except StepFailed as exc:
         err.print(f"[red]error:[/] {exc}")
