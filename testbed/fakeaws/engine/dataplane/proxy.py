@@ -267,18 +267,10 @@ class DataPlane:
                 up.writer.close()
             up = None
             return keep
-        except ElbError as err:
-            if up is not None:
-                self.waiting.discard(up)
-                target.aborters.discard(up.abort)
-                up.writer.close()
+        except ElbError as err:  # the finally below drops the upstream connection
             self._fail(writer, spec, req, err.status, err.reason, tg_arn, target)
             return True
         except _Truncated as tr:
-            if up is not None:
-                self.waiting.discard(up)
-                target.aborters.discard(up.abort)
-                up.writer.close()
             self.events.emit("elb_error", status=ABORT_STATUS.get(tr.reason, 502),
                              reason=tr.reason, target=target.addr, listener_port=spec.port,
                              path=req.first[1].decode("latin-1"), tg_arn=target.tg_arn,
@@ -286,7 +278,7 @@ class DataPlane:
             return False
         finally:
             target.in_flight -= 1
-            if up is not None:  # cancelled or unexpected error: never leak the connection
+            if up is not None:  # an error, or cancelled: never leak nor reuse the connection
                 self.waiting.discard(up)
                 target.aborters.discard(up.abort)
                 up.writer.close()
