@@ -133,7 +133,7 @@ def configure(r: Run) -> None:
     url = r.stack.aws.endpoint_url
     port = r.held.enter_context(
         r.stack.aws.listener_port(lambda: awssetup.listener_ports_in_use(url)))
-    _, r.events_since = r.stack.aws.events()
+    r.events_since = r.stack.aws.cursor()
     # unique per run: the same scenario may run twice at once (repeat runs)
     r.setup = awssetup.create(r.sc, url, f"{r.sc.name[:26]}-{r.ns[-5:]}", port)
     r.stack.aws.configure(target_group_arn=r.setup.tg_arn, **plan.engine_settings(r.sc))

@@ -59,6 +59,12 @@ class FakeAws:
             body = json.load(r)
         return body["events"], body["next"]
 
+    def cursor(self) -> int:
+        """The newest event's seq: events after it are what happens from now on."""
+        with urllib.request.urlopen(f"{self.endpoint_url}/_testbed/events?limit=1",
+                                    timeout=10) as r:
+            return int(json.load(r)["latest"])
+
     def configure(self, target_group_arn: str | None = None, **settings: float) -> None:
         """Engine settings: for one target group (a run's own) or, without one, for all."""
         body: dict[str, Any] = dict(settings)

@@ -115,6 +115,12 @@ class EventLog:
                 self._subs.discard(q)
         return ev
 
+    @property
+    def latest(self) -> int:
+        """The newest event's seq (0 before any): where a reader that wants only what comes
+        next starts."""
+        return self._seq
+
     def since(self, seq: int, limit: int = DEFAULT_LIMIT, flt: EventFilter | None = None
               ) -> tuple[list[Event], int]:
         """Events with seq > `seq` that pass `flt` (oldest first, at most `limit`) and the seq

@@ -95,7 +95,7 @@ class Engine:
         except QueryError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         evs, nxt = self.events.since(query.since or 0, query.limit, query.filter)
-        return web.json_response({"events": evs, "next": nxt})
+        return web.json_response({"events": evs, "next": nxt, "latest": self.events.latest})
 
     async def events_stream(self, req: web.Request) -> web.StreamResponse:
         try:

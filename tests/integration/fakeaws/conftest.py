@@ -75,7 +75,7 @@ class FakeAws:
         return [e for e in evs if kind is None or e["kind"] == kind]
 
     def last_seq(self) -> int:
-        return int(self.get("/_testbed/events?since=0")["next"])
+        return int(self.get("/_testbed/events?limit=1")["latest"])
 
     def client(self, service: str, validate: bool = True) -> Any:
         return boto3.client(service, region_name="us-east-1", endpoint_url=self.url,

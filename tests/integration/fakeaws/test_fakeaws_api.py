@@ -154,13 +154,16 @@ def test_event_log_contract(fakeaws, make_alb, targets):
     assert got[0]["seq"] > start
     # A healthy target whose checks keep passing changes nothing: no newer events yet.
     nxt = page["next"]
-    assert fakeaws.get(f"/_testbed/events?since={nxt}") == {"events": [], "next": nxt}
+    assert fakeaws.get(f"/_testbed/events?since={nxt}") == {"events": [], "next": nxt,
+                                                           "latest": nxt}
     alb.deregister(a)
     later = fakeaws.get(f"/_testbed/events?since={nxt}")
     assert [e["seq"] for e in later["events"]] == list(range(nxt + 1, later["next"] + 1))
     assert later["events"][0]["kind"] == "deregistered"
     two = fakeaws.get(f"/_testbed/events?since={start}&limit=2")
     assert [e["seq"] for e in two["events"]] == seqs[:2] and two["next"] == seqs[1]
+    # a full page's `next` is an old seq; `latest` is where a new reader starts
+    assert two["latest"] == later["next"] > two["next"]
     assert fakeaws.get("/_testbed/healthz")["ok"] is True
 
 

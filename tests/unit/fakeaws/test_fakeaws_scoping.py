@@ -236,3 +236,12 @@ def test_connect_timeout_is_the_target_groups(monkeypatch: pytest.MonkeyPatch) -
         assert (err.value.status, err.value.reason) == (504, "connect_timeout")
 
     asyncio.run(run())
+
+
+def test_latest_is_the_newest_seq_whatever_page_was_asked() -> None:
+    log = _mixed_log()
+    everything, _ = log.since(0)
+    page, nxt = log.since(0, 2)
+    assert nxt == everything[1]["seq"] < log.latest == everything[-1]["seq"]
+    assert log.since(log.latest) == ([], log.latest)
+    assert EventLog().latest == 0

@@ -41,8 +41,8 @@ class _Aws:
     def configure(self, target_group_arn: str | None = None, **settings: float) -> None:
         self.calls.append(("configure", {"target_group_arn": target_group_arn, **settings}))
 
-    def events(self, since: int = 0) -> tuple[list[dict[str, Any]], int]:
-        return [], 42
+    def cursor(self) -> int:
+        return 42
 
 
 class _Controller:
