@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 docker:
-	@bash scripts/ensure-docker.sh
+	@bash testbed/assets/scripts/ensure-docker.sh
 
 images: venv docker
 	$(BIN)/testbed image build all
@@ -71,7 +71,7 @@ demo: venv docker images cluster-up
 	$(BIN)/testbed demo
 
 bench: venv
-	@bash scripts/ensure-bench-tools.sh
+	@bash testbed/assets/scripts/ensure-bench-tools.sh
 	$(BIN)/python -m bench
 
 # 10 minutes of 1,000 rps through the whole stack with no rollout (needs the cluster).

@@ -40,3 +40,12 @@ def _run_commands() -> None:
 
 
 _run_commands()
+
+
+def _check_command() -> None:
+    from testbed.check.cli import check_cmd
+
+    app.command("check")(check_cmd)
+
+
+_check_command()

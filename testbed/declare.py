@@ -71,10 +71,12 @@ def is_model(tp: Any) -> bool:
 
 
 def nested_model(tp: Any) -> type[BaseModel] | None:
-    """The model class a field holds (directly or as X | None), else None."""
+    """The model class a field holds (directly, as X | None, or as a list of X), else None."""
     tp = _unwrap(tp)
     if is_model(tp):
         return tp  # type: ignore[no-any-return]
+    if get_origin(tp) in (tuple, list) and get_args(tp) and is_model(get_args(tp)[0]):
+        return _unwrap(get_args(tp)[0])  # type: ignore[no-any-return]
     if get_origin(tp) in (Union, types.UnionType):
         for arg in get_args(tp):
             if is_model(arg):
@@ -109,10 +111,13 @@ def expected(info: FieldInfo) -> str:
 
 def show_default(info: FieldInfo) -> str:
     if info.default_factory is not None:
-        return "{}" if is_model(info.annotation) else "[]"
+        made = info.get_default(call_default_factory=True)
+        return "{}" if is_model(info.annotation) or isinstance(made, dict) else "[]"
     value = info.default
     if value is None:
         return "null"
+    if isinstance(value, tuple | list):  # items with their defaults, shown below the row
+        return "[" + ", ".join("{}" if isinstance(v, BaseModel) else str(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

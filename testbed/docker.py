@@ -5,7 +5,7 @@ One wrapper, as cloud-provider-kind keeps its container calls in one package
 the testbed says what it wants from a container or image and never spells docker arguments, so
 a change of engine or flags happens here only. Built on testbed.proc, which keeps each call's
 output for the error message. Shell scripts run through proc (rootfs and node image builds,
-scripts/ensure-docker.sh) call docker themselves.
+testbed/assets/scripts/ensure-docker.sh) call docker themselves.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def engine_answers(timeout: float = 20) -> bool:
 
 
 def ensure_engine() -> None:
-    """Start a Docker engine when none answers (scripts/ensure-docker.sh says how)."""
+    """Start a Docker engine when none answers (testbed/assets/scripts/ensure-docker.sh says
+    how)."""
     if engine_answers():
         return
     with step("starting a Docker engine"):

@@ -1,4 +1,8 @@
-"""Where the testbed keeps things: the source tree, and a cache shared by every clone.
+"""Where the testbed keeps things: its packaged assets, and a cache shared by every clone.
+
+Everything the testbed reads at run time (image build inputs, host scripts, manifests) lives
+inside the `testbed` package, under testbed/assets, so a `pip install` from a git URL or a
+wheel is as complete as a checkout; nothing here points at the source tree.
 
 The cache lives outside the work tree (default ~/.cache/alb-testbed) so a fresh clone, such as
 CI's, reuses Go builds and images made by an earlier one.
@@ -9,10 +13,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-IMAGES_DIR = REPO_ROOT / "images"
-SCRIPTS_DIR = REPO_ROOT / "scripts"
-MANIFESTS_DIR = REPO_ROOT / "manifests"
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+IMAGES_DIR = ASSETS_DIR / "images"
+SCRIPTS_DIR = ASSETS_DIR / "scripts"
+MANIFESTS_DIR = ASSETS_DIR / "manifests"
 
 
 def cache_dir() -> Path:

@@ -1,5 +1,8 @@
 """Images the testbed needs, each tagged by a hash of its inputs and built only when missing.
 
+Their inputs ship inside the package (testbed/assets/images, IMAGES_DIR; paths below are
+relative to it), so a pip install builds them as a checkout does.
+
 - Debian rootfs: one debootstrap (minbase) where no registry is reachable
   (images/rootfs/build-rootfs.sh); the two images below are apt-get layers on it
   (images/rootfs/layer.Dockerfile):
@@ -7,7 +10,8 @@
   - node rootfs: systemd, containerd, runc, CNI plugins; the node image's base.
 - node: a kind node image assembled from Kubernetes' Go sources (images/node/build.sh), used
   when the upstream kindest/node cannot be pulled.
-- project: every Python part (controller, fake AWS, demo app) in one image.
+- project: every Python part (controller, fake AWS, demo app) in one image, from the
+  installed distribution (its packages and requirements), a checkout's or a pip install's.
 
 Independent work runs side by side (`_side_by_side`): the Go builds (CPU) beside the rootfs
 (network, dpkg), and the project image beside the node image.
@@ -15,6 +19,9 @@ Independent work runs side by side (`_side_by_side`): the Go builds (CPU) beside
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -22,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,10 +37,19 @@ from typing import TypeVar
 from testbed import docker, proc
 from testbed.console import Board, StepFailed, err, info, step
 from testbed.images import versions
-from testbed.images.inputs import digest
-from testbed.paths import IMAGES_DIR, REPO_ROOT, bin_dir
+from testbed.images.inputs import IGNORED_PARTS, digest
+from testbed.paths import IMAGES_DIR, bin_dir
 
 PROJECT_IMAGE_REPO = "alb-testbed"
+DIST_NAME = "alb-testbed"
+# The distribution's import packages: what the project image installs.
+APP_PACKAGES = ("controller", "testbed")
+# What the project's wheel holds besides .py files: pyproject.toml's package data for the
+# packages the image installs (built-in scenarios are YAML).
+PACKAGE_DATA_SUFFIXES = frozenset({".py", ".yaml", ".json"})
+# Left out of the image's wheel: the image runs no image builds and applies no manifests, and
+# a node image file changing must not rebuild (nor retag) the project image.
+IMAGE_LEAVES_OUT = frozenset({"testbed/assets"})
 PYTHON_SLIM = "python:3.11-slim-bookworm"
 ROOTFS_DIR = IMAGES_DIR / "rootfs"
 # Dependencies the project image leaves out: only the host draws reports (testbed/report/
@@ -221,40 +236,117 @@ def _dist_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower()
 
 
-def image_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[str]:
-    """The project's runtime dependencies minus those only the host uses."""
-    deps: list[str] = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    return [d for d in deps if _dist_name(d) not in HOST_ONLY_DEPENDENCIES]
+def _is_extra(requirement: str) -> bool:
+    """True for a requirement that only an extra (e.g. `[dev]`) asks for: its marker names
+    `extra`, the only way metadata tells optional dependencies apart."""
+    _, _, marker = requirement.partition(";")
+    return re.search(r"\bextra\s*==", marker) is not None
 
 
-def _project_inputs() -> list[Path]:
-    return [REPO_ROOT / "pyproject.toml", REPO_ROOT / "controller", REPO_ROOT / "testbed",
-            IMAGES_DIR / "project"]
+def image_requirements(requires: list[str] | None = None) -> list[str]:
+    """The project's runtime dependencies (no extras) minus those only the host uses.
+
+    Read from the installed distribution's metadata, not a pyproject.toml: a pip install has
+    no source tree, and in a checkout (editable install) the metadata is what pip installed
+    from pyproject.toml, so both give the same list."""
+    if requires is None:
+        requires = importlib.metadata.requires(DIST_NAME) or []
+    return [r for r in requires
+            if not _is_extra(r) and _dist_name(r) not in HOST_ONLY_DEPENDENCIES]
+
+
+def _package_dirs() -> list[Path]:
+    """The installed `controller` and `testbed` packages: the source tree's own directories in
+    an editable install, site-packages' in a regular one. Found by spec, not imported: the
+    testbed never imports the controller (they meet only through APIs and its CLI)."""
+    dirs = []
+    for name in APP_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise StepFailed(f"package {name!r} is not installed: reinstall {DIST_NAME}")
+        dirs.append(Path(next(iter(spec.submodule_search_locations))).resolve())
+    return dirs
+
+
+def _ignore_for(pkg: Path) -> Callable[[str, list[str]], set[str]]:
+    """shutil.copytree ignore function for package `pkg`: what the image's wheel leaves out.
+    It keeps only sources and the package data the wheel holds (so the tag hashes exactly
+    what gets installed, whatever else lies in a checkout), and not IMAGE_LEAVES_OUT."""
+    def ignore(src: str, names: list[str]) -> set[str]:
+        here = Path(src)
+        rel = here.relative_to(pkg.parent)
+        return {n for n in names
+                if n in IGNORED_PARTS or (rel / n).as_posix() in IMAGE_LEAVES_OUT
+                or ((here / n).is_file() and Path(n).suffix not in PACKAGE_DATA_SUFFIXES)}
+    return ignore
+
+
+def _project_pyproject(requirements: list[str]) -> str:
+    """A minimal pyproject.toml for the image's wheel: the installed distribution's name,
+    version and console scripts, the image's requirements, the same package data rules."""
+    dist = importlib.metadata.distribution(DIST_NAME)
+    scripts = sorted((e.name, e.value) for e in dist.entry_points
+                     if e.group == "console_scripts")
+    lines = ["[build-system]", 'requires = ["setuptools>=69"]',
+             'build-backend = "setuptools.build_meta"', "", "[project]",
+             f"name = {json.dumps(dist.metadata['Name'])}",
+             f"version = {json.dumps(dist.version)}",
+             f"requires-python = {json.dumps(dist.metadata['Requires-Python'] or '>=3.11')}",
+             "dependencies = [" + ", ".join(json.dumps(r) for r in requirements) + "]", "",
+             "[project.scripts]",
+             *(f"{json.dumps(name)} = {json.dumps(value)}" for name, value in scripts), "",
+             "[tool.setuptools.packages.find]",
+             "include = [" + ", ".join(json.dumps(f"{p}*") for p in APP_PACKAGES) + "]", "",
+             "[tool.setuptools.package-data]",
+             '"*" = [' + ", ".join(json.dumps(f"*{s}") for s in sorted(PACKAGE_DATA_SUFFIXES)
+                             if s != ".py") + "]"]
+    return "\n".join(lines) + "\n"
+
+
+def stage_project_source(dest: Path, requirements: list[str]) -> Path:
+    """A source tree for the project's wheel under `dest`: the installed packages (see
+    `_ignore_for`) and a generated pyproject.toml; one code path for a checkout and a pip
+    install."""
+    src = dest / "src"
+    src.mkdir(parents=True)
+    for pkg in _package_dirs():
+        shutil.copytree(pkg, src / pkg.name, ignore=_ignore_for(pkg))
+    (src / "pyproject.toml").write_text(_project_pyproject(requirements))
+    return src
+
+
+def _project_inputs(src: Path) -> list[Path]:
+    """What the project image's tag hashes: the staged packages and pyproject.toml (which holds
+    name, version, scripts and requirements), and the Dockerfile and slim.py."""
+    return [src / "pyproject.toml", src / "controller", src / "testbed", IMAGES_DIR / "project"]
 
 
 def project_image() -> str:
     """One image with controller, fake AWS and demo app; wheels come from the host's pip."""
     base = base_image()
-    inputs = [p for p in _project_inputs() if p.exists()]
-    tag = f"{PROJECT_IMAGE_REPO}:{digest(inputs, [base])}"
-    if docker.image_exists(tag):
-        return tag
-    with step(f"building project image {tag} on {base}"), \
-            tempfile.TemporaryDirectory(prefix="albtb-project-") as tmp:
-        deps, app = Path(tmp) / "deps", Path(tmp) / "app"
-        deps.mkdir()
-        (deps / "requirements.txt").write_text("\n".join(image_requirements()) + "\n")
-        # Wheels are resolved on the host (which reaches PyPI with its own settings) so the
-        # image build needs no network at all. Dependencies and the project's own wheel go to
-        # separate directories: the image's dependency layer is reused across code changes.
-        proc.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", deps, "-r",
-                  deps / "requirements.txt"], log_name="pip-wheel",
-                 hint="pip must reach PyPI (or a mirror) from the host.")
-        proc.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", app, REPO_ROOT],
-                 log_name="pip-wheel-project")
-        shutil.copy(IMAGES_DIR / "project/slim.py", deps / "slim.py")
-        shutil.copy(IMAGES_DIR / "project/Dockerfile", Path(tmp) / "Dockerfile")
-        docker.build(Path(tmp), tag, {"BASE": base})
+    requirements = image_requirements()
+    with tempfile.TemporaryDirectory(prefix="albtb-project-") as tmp:
+        src = stage_project_source(Path(tmp), requirements)
+        tag = f"{PROJECT_IMAGE_REPO}:{digest(_project_inputs(src), [base])}"
+        if docker.image_exists(tag):
+            return tag
+        with step(f"building project image {tag} on {base}"):
+            ctx = Path(tmp) / "context"
+            deps, app = ctx / "deps", ctx / "app"
+            deps.mkdir(parents=True)
+            (deps / "requirements.txt").write_text("\n".join(requirements) + "\n")
+            # Wheels are resolved on the host (which reaches PyPI with its own settings) so the
+            # image build needs no network at all. Dependencies and the project's own wheel go
+            # to separate directories: the image's dependency layer is reused across code
+            # changes.
+            proc.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", deps, "-r",
+                      deps / "requirements.txt"], log_name="pip-wheel",
+                     hint="pip must reach PyPI (or a mirror) from the host.")
+            proc.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", app, src],
+                     log_name="pip-wheel-project")
+            shutil.copy(IMAGES_DIR / "project/slim.py", deps / "slim.py")
+            shutil.copy(IMAGES_DIR / "project/Dockerfile", ctx / "Dockerfile")
+            docker.build(ctx, tag, {"BASE": base})
     docker.tag(tag, f"{PROJECT_IMAGE_REPO}:dev")
     info(f"project image size: {docker.image_size(tag) / 2**20:.0f} MiB")
     return tag

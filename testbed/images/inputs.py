@@ -6,11 +6,12 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-_IGNORED_PARTS = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+# Caches Python and the linters leave beside sources: never an input.
+IGNORED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
 
 
 def _ignored(path: Path) -> bool:
-    return bool(_IGNORED_PARTS.intersection(path.parts)) or path.suffix == ".pyc"
+    return bool(IGNORED_PARTS.intersection(path.parts)) or path.suffix == ".pyc"
 
 
 def digest(paths: Iterable[Path], extra: Iterable[str] = ()) -> str:

@@ -4,18 +4,32 @@ Requests are scheduled by their intended send time (i / rate after the start) an
 when earlier ones are still running, so a stalled server shows up as latency and errors instead
 of a slower sender (no coordinated omission). Latency is measured from the intended time.
 Everything after the connect is callback-driven (no task per request) to keep CPU per request low.
+
+What is sent is one request (GET of the URL's path) or a weighted mix of RequestSpecs; each one
+is encoded to bytes once, and each send picks one with a seeded RNG, so a mix is reproducible.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import time
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
 from urllib.parse import urlsplit
 
-from testbed.loadgen.http1 import Http1Conn
+from testbed.loadgen.http1 import (
+    Http1Conn,
+    check_header,
+    check_host,
+    check_method,
+    check_target,
+    encode_request,
+)
 from testbed.loadgen.records import (
     Record,
     classify_exception,
@@ -27,8 +41,48 @@ ELB_ERROR_HEADER = "x-testbed-elb-error"
 
 
 @dataclass(frozen=True)
+class RequestSpec:
+    """One kind of request in a mix. Invalid values raise ValueError when it is created.
+
+    path: origin-form target, query included ("/api/items?id=3").
+    method: an RFC 9110 token, sent as given (methods are case-sensitive).
+    headers: (name, value) pairs sent in order after Host; they replace the default User-Agent
+        and Accept. Host, Content-Length, Transfer-Encoding and Connection are refused: the
+        Host comes from AttackConfig.host, the framing from the body, reuse from keepalive.
+    body: sent with a Content-Length; POST, PUT and PATCH send "Content-Length: 0" when empty.
+    weight: relative share of the requests (> 0).
+    """
+
+    path: str = "/"
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_method(self.method)
+        check_target(self.path)
+        # accept any sequence of pairs but store tuples, so the spec stays hashable
+        headers = tuple((name, value) for name, value in self.headers)
+        for name, value in headers:
+            check_header(name, value)
+        object.__setattr__(self, "headers", headers)
+        if not isinstance(self.body, bytes | bytearray | memoryview):
+            raise ValueError(f"body must be bytes, got {type(self.body).__name__}")
+        object.__setattr__(self, "body", bytes(self.body))
+        if not (isinstance(self.weight, int | float) and math.isfinite(self.weight)
+                and self.weight > 0):
+            raise ValueError(f"weight must be a positive finite number, got {self.weight!r}")
+
+
+@dataclass(frozen=True)
 class AttackConfig:
-    """What to send and how hard."""
+    """What to send and how hard.
+
+    With `requests` empty, every request is GET of the URL's path and query (the default). With
+    `requests` given, only the URL's scheme, host and port are used (its path is ignored) and
+    each request is one of them, drawn by weight from an RNG seeded with `seed`.
+    """
 
     url: str  # http:// only: the emulated ALB listener speaks plain HTTP
     rate: float  # requests per second
@@ -37,6 +91,41 @@ class AttackConfig:
     max_connections: int = 512
     keepalive: bool = True
     parse_pod: bool = True
+    requests: tuple[RequestSpec, ...] = ()
+    host: str | None = None  # Host header; None: the URL's host[:port]
+    seed: int = 0  # picks the request sequence of a mix
+
+    def __post_init__(self) -> None:
+        requests = tuple(self.requests)
+        for spec in requests:
+            if not isinstance(spec, RequestSpec):
+                raise ValueError(f"requests must hold RequestSpec, got {type(spec).__name__}")
+        object.__setattr__(self, "requests", requests)
+        if self.host is not None:
+            check_host(self.host)
+
+    def request_specs(self) -> tuple[RequestSpec, ...]:
+        """What the attack sends: `requests`, or GET of the URL's path and query."""
+        return self.requests or (RequestSpec(path=url_target(self.url)),)
+
+
+def url_target(url: str) -> str:
+    """The request target of a URL: its path ("/" when empty) and query."""
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    return f"{path}?{parts.query}" if parts.query else path
+
+
+def make_chooser(weights: Sequence[float], seed: int) -> Callable[[], int]:
+    """A function returning indexes into `weights` with those relative frequencies; the same
+    seed gives the same sequence. One RNG draw and a bisect per call; no RNG for one entry."""
+    if len(weights) == 1:
+        return lambda: 0
+    cum = list(accumulate(weights))
+    total = cum[-1]
+    last = len(cum) - 1  # random() * total can round up to total: never index past the end
+    rnd = random.Random(seed).random
+    return lambda: bisect_right(cum, rnd() * total, 0, last)
 
 
 @dataclass
@@ -48,6 +137,8 @@ class AttackResult:
     attack_end: float  # when the last request was scheduled to go
     finished: float
     asked_rate: float
+    # what was sent; Record.req indexes this (the URL's GET alone when no mix was configured)
+    requests: tuple[RequestSpec, ...] = field(default_factory=tuple)
 
 
 class _Engine:
@@ -60,19 +151,21 @@ class _Engine:
         self.cfg = cfg
         self.host = parts.hostname
         self.port = parts.port or 80
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        host_hdr = parts.netloc
-        conn_hdr = "" if cfg.keepalive else "Connection: close\r\n"
-        self.request = (f"GET {path} HTTP/1.1\r\nHost: {host_hdr}\r\n"
-                        f"User-Agent: testbed-loadgen\r\nAccept: */*\r\n{conn_hdr}\r\n").encode()
+        # userinfo is not part of a Host header
+        host_hdr = cfg.host if cfg.host is not None else parts.netloc.rpartition("@")[2]
+        check_host(host_hdr)
+        self.specs = cfg.request_specs()
+        # everything in a request is fixed per spec, so the bytes are built once here
+        self.wire = [encode_request(s.method, s.path, host_hdr, s.headers, s.body,
+                                    cfg.keepalive) for s in self.specs]
+        self.is_head = [s.method == "HEAD" for s in self.specs]
+        self.choose = make_chooser([s.weight for s in self.specs], cfg.seed)
         self.loop = asyncio.get_running_loop()
         self.on_record = on_record
         self.records: list[Record] = []
         self.idle: list[Http1Conn] = []
         self.open = 0  # connections open or connecting
-        self.waiting: deque[tuple[int, float]] = deque()
+        self.waiting: deque[tuple[int, float, int]] = deque()
         self.outstanding = 0
         self.all_done = asyncio.Event()
         self.scheduling = True
@@ -85,23 +178,24 @@ class _Engine:
 
     def submit(self, seq: int, intended: float) -> None:
         self.outstanding += 1
-        self._dispatch(seq, intended)
+        # chosen here, in seq order, so the sequence depends on the seed only (not on timing)
+        self._dispatch(seq, intended, self.choose())
 
-    def _dispatch(self, seq: int, intended: float) -> None:
+    def _dispatch(self, seq: int, intended: float, req: int) -> None:
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed:
-                self._send(conn, seq, intended, self.loop.time())
+                self._send(conn, seq, intended, req, self.loop.time())
                 return
         if self.open < self.cfg.max_connections:
             self.open += 1
-            task = self.loop.create_task(self._connect(seq, intended))
+            task = self.loop.create_task(self._connect(seq, intended, req))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         else:
-            self.waiting.append((seq, intended))
+            self.waiting.append((seq, intended, req))
 
-    async def _connect(self, seq: int, intended: float) -> None:
+    async def _connect(self, seq: int, intended: float, req: int) -> None:
         start = self.loop.time()
         try:
             _, proto = await asyncio.wait_for(
@@ -109,30 +203,30 @@ class _Engine:
                 self.cfg.timeout)
         except Exception as exc:  # refused, unreachable, timeout: all are data
             self.open -= 1
-            self._record(seq, intended, start, 0, {}, b"", exc)
+            self._record(seq, intended, req, start, 0, {}, b"", exc)
             self._next_waiting()
             return
         assert isinstance(proto, Http1Conn)
-        self._send(proto, seq, intended, start)
+        self._send(proto, seq, intended, req, start)
 
-    def _send(self, conn: Http1Conn, seq: int, intended: float, start: float) -> None:
+    def _send(self, conn: Http1Conn, seq: int, intended: float, req: int, start: float) -> None:
         timer = self.loop.call_at(start + self.cfg.timeout, conn.fail,
                                   TimeoutError(f"no response within {self.cfg.timeout}s"))
 
         def done(c: Http1Conn, status: int, headers: dict[str, str], body: bytes,
                  exc: BaseException | None) -> None:
             timer.cancel()
-            self._record(seq, intended, start, status, headers, body, exc)
+            self._record(seq, intended, req, start, status, headers, body, exc)
             if c.reusable and not c.closed:
                 if self.waiting:
-                    s, i = self.waiting.popleft()
-                    self._send(c, s, i, self.loop.time())
+                    s, i, q = self.waiting.popleft()
+                    self._send(c, s, i, q, self.loop.time())
                 else:
                     self.idle.append(c)
 
         if not self.cfg.keepalive:
             conn.reusable = False
-        conn.send(self.request, done)
+        conn.send(self.wire[req], done, self.is_head[req])
 
     def _lost(self, conn: Http1Conn) -> None:
         self.open -= 1
@@ -142,10 +236,9 @@ class _Engine:
 
     def _next_waiting(self) -> None:
         if self.waiting and self.open < self.cfg.max_connections:
-            seq, intended = self.waiting.popleft()
-            self._dispatch(seq, intended)
+            self._dispatch(*self.waiting.popleft())
 
-    def _record(self, seq: int, intended: float, start: float, status: int,
+    def _record(self, seq: int, intended: float, req: int, start: float, status: int,
                 headers: dict[str, str], body: bytes, exc: BaseException | None) -> None:
         end = self.loop.time()
         if exc is None:
@@ -155,7 +248,7 @@ class _Engine:
             cls, err, pod = classify_exception(exc), f"{type(exc).__name__}: {exc}"[:200], None
         rec = Record(seq=seq, intended=self.unix(intended), started=self.unix(start),
                      latency=end - intended, status=status, cls=cls, error=err,
-                     elb_error=headers.get(ELB_ERROR_HEADER), pod=pod)
+                     elb_error=headers.get(ELB_ERROR_HEADER), pod=pod, req=req)
         self.records.append(rec)
         if self.on_record is not None:
             self.on_record(rec)
@@ -198,7 +291,7 @@ async def attack(cfg: AttackConfig, stop: asyncio.Event | None = None,
     eng.close()
     eng.records.sort(key=lambda r: r.seq)
     return AttackResult(records=eng.records, started=eng.t0_unix, attack_end=eng.unix(last),
-                        finished=time.time(), asked_rate=cfg.rate)
+                        finished=time.time(), asked_rate=cfg.rate, requests=eng.specs)
 
 
 def run_attack(cfg: AttackConfig) -> AttackResult:

@@ -1,14 +1,16 @@
-"""A minimal HTTP/1.1 client connection (GET only) built on asyncio.Protocol.
+"""A minimal HTTP/1.1 client connection built on asyncio.Protocol, and the request encoder.
 
 aiohttp's client costs too much CPU per request to hold 2,000 rps on a shared 2-core machine;
 a callback-driven protocol does, and it sees the transport errors (RST, FIN, refused) directly,
-which is what the error classification needs.
+which is what the error classification needs. Requests are encoded once per distinct request
+(encode_request) and the same bytes are written every time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 
 from testbed.loadgen.records import BadResponseError, ConnectionClosedError
 
@@ -16,6 +18,79 @@ from testbed.loadgen.records import BadResponseError, ConnectionClosedError
 DoneCallback = Callable[["Http1Conn", int, dict[str, str], bytes, BaseException | None], None]
 _WANTED = (b"content-length", b"transfer-encoding", b"connection", b"x-testbed-elb-error")
 _HEAD, _BODY_LEN, _BODY_CHUNKED, _BODY_EOF, _IDLE = range(5)
+
+# RFC 9110 5.6.2 token: methods and header names
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# origin-form request target: visible ASCII only, so nothing can end the request line early
+_TARGET = re.compile(r"/[\x21-\x22\x24-\x7e]*\Z")
+# RFC 9110 5.5 field value: visible chars, SP, HTAB, obs-text; no CR/LF/NUL (injection)
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
+# the host header value (reg-name, IPv4, [IPv6], optional :port): visible ASCII, no "/"
+_HOST = re.compile(r"[\x21-\x2e\x30-\x7e]+\Z")
+# framing and connection handling belong to this client, not to the user's headers
+_RESERVED_HEADERS = {
+    "host": "set the Host header with AttackConfig.host (--host), not in headers",
+    "content-length": "Content-Length is computed from the body; do not set it in headers",
+    "transfer-encoding": "request bodies are sent with Content-Length; Transfer-Encoding is "
+                         "not supported",
+    "connection": "connection reuse is controlled by AttackConfig.keepalive, not a Connection "
+                  "header",
+}
+# methods whose requests a server expects to carry a body: an empty one is still announced
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def check_method(method: str) -> None:
+    """ValueError unless `method` is an RFC 9110 token (methods are case-sensitive)."""
+    if not isinstance(method, str) or not _TOKEN.match(method):
+        raise ValueError(f"HTTP method {method!r} is not a token (letters, digits and "
+                         f"!#$%&'*+-.^_`|~ only)")
+
+
+def check_target(path: str) -> None:
+    """ValueError unless `path` is an origin-form request target ("/..." plus query)."""
+    if not isinstance(path, str) or not _TARGET.match(path):
+        raise ValueError(f"request path {path!r} must start with '/' and contain only visible "
+                         f"ASCII (no spaces, CR/LF, '#' or non-ASCII: percent-encode them)")
+
+
+def check_header(name: str, value: str) -> None:
+    """ValueError for a header this client cannot send as given (or must not: framing)."""
+    if not isinstance(name, str) or not _TOKEN.match(name):
+        raise ValueError(f"header name {name!r} is not a token (letters, digits and "
+                         f"!#$%&'*+-.^_`|~ only, no spaces or colons)")
+    reason = _RESERVED_HEADERS.get(name.lower())
+    if reason is not None:
+        raise ValueError(f"header {name!r} not allowed: {reason}")
+    if not isinstance(value, str) or not _FIELD_VALUE.match(value):
+        raise ValueError(f"header {name!r}: value {value!r} must not contain CR, LF or other "
+                         f"control characters, and must be Latin-1")
+
+
+def check_host(host: str) -> None:
+    """ValueError unless `host` can be a Host header value."""
+    if not isinstance(host, str) or not _HOST.match(host):
+        raise ValueError(f"host {host!r} must be a non-empty host[:port] of visible ASCII "
+                         f"(no spaces, '/' or control characters)")
+
+
+def encode_request(method: str, target: str, host: str, headers: Sequence[tuple[str, str]],
+                   body: bytes, keepalive: bool = True) -> bytes:
+    """The whole request as bytes. Arguments must have passed the check_* functions.
+
+    Default User-Agent and Accept headers are sent unless `headers` has its own."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    given = {name.lower() for name, _ in headers}
+    if "user-agent" not in given:
+        lines.append("User-Agent: testbed-loadgen")
+    if "accept" not in given:
+        lines.append("Accept: */*")
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    if body or method in _BODY_METHODS:
+        lines.append(f"Content-Length: {len(body)}")
+    if not keepalive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 class Http1Conn(asyncio.Protocol):
@@ -33,6 +108,7 @@ class Http1Conn(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._need = 0
         self._body = bytearray()
+        self._bodiless = False  # the request was HEAD: its response never has a body
         self.lost_exc: BaseException | None = None
 
     # ---- asyncio.Protocol ---------------------------------------------------------------
@@ -63,10 +139,12 @@ class Http1Conn(asyncio.Protocol):
             self.abort()
 
     # ---- API ----------------------------------------------------------------------------
-    def send(self, request: bytes, on_done: DoneCallback) -> None:
-        """Write one request; on_done runs exactly once (it may run before send returns)."""
+    def send(self, request: bytes, on_done: DoneCallback, head: bool = False) -> None:
+        """Write one request; on_done runs exactly once (it may run before send returns).
+        `head`: the request is a HEAD, so the response ends after its header block."""
         assert self.transport is not None
         self._on_done = on_done
+        self._bodiless = head
         if self.closed:  # lost between connect and send (e.g. RST right after accept)
             self._finish(self.lost_exc or ConnectionClosedError("closed before the request"))
             return
@@ -149,7 +227,12 @@ class Http1Conn(asyncio.Protocol):
         conn = headers.get("connection", "").lower()
         if conn == "close" or (parts[0] == b"HTTP/1.0" and conn != "keep-alive"):
             self.reusable = False
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        # RFC 9112 6.3: these responses end at the header block whatever their framing headers
+        # say (a HEAD or 304 response carries the Content-Length a GET would have had)
+        if self._bodiless or self._status in (204, 304):
+            self._need = 0
+            self._state = _BODY_LEN
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
             self._state = _BODY_CHUNKED
             self._need = -1
         elif "content-length" in headers:
@@ -157,9 +240,6 @@ class Http1Conn(asyncio.Protocol):
                 self._need = int(headers["content-length"])
             except ValueError:
                 raise BadResponseError("bad content-length") from None
-            self._state = _BODY_LEN
-        elif self._status in (204, 304):
-            self._need = 0
             self._state = _BODY_LEN
         else:
             self.reusable = False

@@ -38,6 +38,7 @@ class Record:
     error: str = ""  # error text for transport errors
     elb_error: str | None = None  # x-testbed-elb-error header: the fake ALB's own reason
     pod: str | None = None
+    req: int = 0  # index of the request sent in AttackResult.requests (0 when there is one)
 
     @property
     def ok(self) -> bool:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.loadgen.records import Record
 from testbed.loadgen.summary import summarize
+from testbed.report.advice import advise
 from testbed.report.model import Contention, Report, registration_lags
 from testbed.report.verdict import evaluate
 from testbed.scenario.model import Expect
+
+if TYPE_CHECKING:
+    from testbed.check.facts import Facts
 
 
 def _bounds(records: list[Record], *event_lists: list[dict[str, Any]]) -> tuple[float, float]:
@@ -31,8 +35,9 @@ def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None 
                  actions: list[dict[str, Any]] | None = None, *, name: str = "run",
                  expect: Expect | None = None, rollout_stalled: bool | None = None,
                  rollout_seconds: float | None = None,
-                 host_load: list[float] | None = None) -> Report:
-    """Summarize, evaluate (when an expectation is given) and keep everything for rendering."""
+                 host_load: list[float] | None = None, facts: Facts | None = None) -> Report:
+    """Summarize, evaluate (when an expectation is given) and keep everything for rendering;
+    with the workload's checked `facts`, a failed verdict also gets advice (advice.py)."""
     aws = list(aws_events or [])
     pods = list(pod_events or [])
     acts = list(actions or [])
@@ -54,6 +59,8 @@ def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None 
             report.verdict.reasons.append(
                 f"the machine was overloaded ({c.describe()}): this failure may come from CPU "
                 "contention rather than the rollout; run it alone (--parallel 1) to check")
+    if facts is not None:
+        report.advice = advise(report, facts)
     return report
 
 

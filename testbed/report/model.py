@@ -6,7 +6,7 @@ Its own module so that the renderers (text.py, plot.py) need not import the buil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from testbed.loadgen.records import Record
@@ -40,6 +40,18 @@ class Contention:
                 f"{self.load_max:.1f} on {self.cpus} CPUs")
 
 
+@dataclass(frozen=True)
+class Advice:
+    """One change a failed run's timeline points to (built by testbed/report/advice.py)."""
+
+    rule: str  # the `testbed check` rule id it belongs to, or "unexplained"
+    message: str  # the concrete change, with numbers
+    evidence: str  # what in the timeline shows it: times since the load started, pods, targets
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
 @dataclass
 class Report:
     """Inputs kept verbatim plus what was derived from them."""
@@ -58,6 +70,7 @@ class Report:
     rollout_seconds: float | None = None
     registration_lags: dict[str, float] = field(default_factory=dict)  # pod -> seconds
     contention: Contention | None = None
+    advice: list[Advice] = field(default_factory=list)  # only after a failed verdict
 
     @property
     def registration_lag(self) -> float | None:
@@ -80,6 +93,7 @@ class Report:
             "controller_actions": self.actions,
             "contention": None if self.contention is None else {
                 **vars(self.contention), "overloaded": self.contention.overloaded},
+            "advice": [a.to_dict() for a in self.advice],
         }
         if with_records:
             d["records"] = [r.to_dict() for r in self.records]

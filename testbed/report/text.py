@@ -98,6 +98,13 @@ def render(report: Report) -> Group:
         verdict = report.verdict
         parts.append(Text(("PASS" if verdict.ok else "FAIL") + ": " + "; ".join(verdict.reasons),
                           style="bold green" if verdict.ok else "bold red"))
+    if report.advice:
+        title = "Advice" if not (report.verdict and report.verdict.ok) else \
+            "Advice (these errors were expected; this is what would prevent them)"
+        parts.append(Text(title + " - rules: testbed check, docs/check.md", style="bold"))
+        for a in report.advice:
+            parts.append(Text(f"  [{a.rule}] {a.message}", style="yellow"))
+            parts.append(Text(f"      seen: {a.evidence}"))
     return Group(*parts)
 
 

@@ -29,7 +29,8 @@ class AlbSetup:
     listener_port: int
 
 
-def create(sc: Scenario, endpoint_url: str, name: str, listener_port: int) -> AlbSetup:
+def create(sc: Scenario, endpoint_url: str, name: str, listener_port: int, *,
+           target_port: int = plan.APP_PORT) -> AlbSetup:
     elbv2, ec2 = clients(endpoint_url)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = tuple(
@@ -37,7 +38,7 @@ def create(sc: Scenario, endpoint_url: str, name: str, listener_port: int) -> Al
                           AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
         for i, z in enumerate("ab"))
     calls = plan.aws_calls(sc, name=name, vpc_id=vpc, subnets=subnets,
-                           listener_port=listener_port)
+                           listener_port=listener_port, target_port=target_port)
     lb = elbv2.create_load_balancer(**calls["create_load_balancer"])["LoadBalancers"][0]
     lb_arn = lb["LoadBalancerArn"]
     elbv2.modify_load_balancer_attributes(

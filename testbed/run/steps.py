@@ -1,13 +1,15 @@
 """A scenario run as named steps (in the spirit of kind's create actions): each step is a small
 function of the run's state, done in order by testbed/run/runner.py, and testable on its own.
 
-configure -> deploy -> baseline -> load -> rollouts -> finish_load -> collect -> report;
-cleanup always runs last.
+prepare -> configure -> deploy -> baseline -> load -> rollouts -> finish_load -> collect ->
+report; cleanup always runs last. A baseline that never becomes healthy skips the load and the
+rollouts, and the report says why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import threading
 import time
@@ -18,17 +20,22 @@ from typing import Any
 
 from kubernetes import client
 
+from testbed.check.facts import Facts, facts_from_scenario
+from testbed.cluster import lifecycle
 from testbed.console import StepFailed, info, step
-from testbed.loadgen.attack import AttackConfig, AttackResult, BackgroundAttack
+from testbed.loadgen.attack import AttackConfig, AttackResult, BackgroundAttack, RequestSpec
 from testbed.poll import TimedOut, poll
 from testbed.report import Report, build_report, write_report
-from testbed.run import awssetup, ctrllog
+from testbed.run import awssetup, ctrllog, diagnose
 from testbed.run.podwatch import PodRecorder
 from testbed.scenario import plan
 from testbed.scenario.model import Scenario
 from testbed.stack import fakeaws
 from testbed.stack.apply import apply
 from testbed.stack.controller import ControllerDeployment, ControllerSettings
+from testbed.workload import images, rollout
+from testbed.workload.manifests import WorkloadError, check_for_run, load_manifests
+from testbed.workload.select import Target, select_target
 
 APP = "demo"
 TGB_FINALIZER = "elbv2.k8s.aws/resources"
@@ -48,6 +55,24 @@ class Stack:
 
 
 @dataclass
+class Subject:
+    """What a run deploys and rolls: the demo app, or the user's workload."""
+
+    deployment: str
+    binding: str  # the TargetGroupBinding's name (its gate: target-health.elbv2.k8s.aws/<it>)
+    replicas: int
+    target_port: int
+    probe_path: str | None  # the readinessProbe's httpGet path, for advice
+    docs: list[dict[str, Any]] = field(default_factory=list)  # workload: its objects as read
+    target: Target | None = None  # workload only
+    prepared: Any = None  # workload: what its rollout trigger applies
+
+    @staticmethod
+    def demo(sc: Scenario) -> Subject:
+        return Subject(APP, APP, sc.app.replicas, plan.APP_PORT, "/ready")
+
+
+@dataclass
 class Run:
     """One run's state, filled in step by step."""
 
@@ -56,6 +81,7 @@ class Run:
     out_dir: Path
     ns: str
     rollouts: int  # how many rollouts to do (the scenario's count, or 0 for steady load)
+    subject: Subject | None = None
     started: float = field(default_factory=time.time)
     events_since: int = 0
     setup: awssetup.AlbSetup | None = None
@@ -63,6 +89,7 @@ class Run:
     attack: BackgroundAttack | None = None
     load_result: AttackResult | None = None
     stalled: bool = False
+    baseline_failure: diagnose.Diagnosis | None = None  # set: no load, no rollout, report why
     rollout_seconds: float | None = None
     pod_events: list[dict[str, Any]] = field(default_factory=list)
     aws_events: list[dict[str, Any]] = field(default_factory=list)
@@ -80,6 +107,11 @@ class Run:
     @property
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.stack.api)
+
+    @property
+    def it(self) -> Subject:
+        assert self.subject is not None, "the prepare step has not run"
+        return self.subject
 
 
 class Cancelled(StepFailed):
@@ -100,8 +132,8 @@ def _holds(r: Run, predicate: Callable[[], bool], timeout: float) -> bool:
         return False
 
 
-def rollout_done(apps: client.AppsV1Api, ns: str, replicas: int) -> bool:
-    dep = apps.read_namespaced_deployment(APP, ns)
+def rollout_done(apps: client.AppsV1Api, ns: str, replicas: int, name: str = APP) -> bool:
+    dep = apps.read_namespaced_deployment(name, ns)
     st = dep.status
     return (st.observed_generation == dep.metadata.generation
             and (st.updated_replicas or 0) == replicas
@@ -124,6 +156,55 @@ def controller_settings(sc: Scenario, stack: Stack) -> ControllerSettings:
                               image=stack.image, args=plan.controller_args(sc))
 
 
+def _probe_path(container: dict[str, Any]) -> str | None:
+    path = ((container.get("readinessProbe") or {}).get("httpGet") or {}).get("path")
+    return str(path) if path else None
+
+
+def prepare(r: Run) -> None:
+    """The workload read, checked and its images put into the cluster, before anything is
+    created: a mistake in the manifests ends the run here, with what to change."""
+    sc = r.sc
+    if sc.workload is None:
+        r.subject = Subject.demo(sc)
+        return
+    w = sc.workload
+    with step(f"{sc.name}: reading the workload in {w.path}"):
+        try:
+            docs = load_manifests(w.path)
+            check_for_run(docs)
+            target = select_target(docs, w.deployment, w.service, w.port)
+            prepared = rollout.prepare(sc.rollout, target)
+        except WorkloadError as exc:
+            raise StepFailed(f"{sc.name}: {exc}") from None
+    uses = images.image_uses(docs + (prepared if isinstance(prepared, list) else []))
+    if sc.rollout.image:
+        # the patched Deployment: the container keeps its imagePullPolicy, if it set one
+        name = prepared["spec"]["template"]["spec"]["containers"][0]["name"]
+        patched = copy.deepcopy(target.deployment)
+        for c in patched["spec"]["template"]["spec"]["containers"]:
+            if c.get("name") == name:
+                c["image"] = sc.rollout.image
+        uses += [u for u in images.image_uses([patched]) if u.image == sc.rollout.image]
+    with step(f"{sc.name}: images into the cluster ({len(uses)} container uses)"):
+        try:
+            images.make_available(uses, lifecycle.load_image)
+        except images.ImageMissing as exc:
+            raise StepFailed(f"{sc.name}: {exc}") from None
+    r.subject = Subject(target.deployment_name, target.service_name, target.replicas,
+                        target.target_port, _probe_path(target.container), docs, target,
+                        prepared)
+
+
+def facts(r: Run) -> Facts | None:
+    """What `testbed check` would read, for the report's advice."""
+    try:
+        return facts_from_scenario(r.sc, r.it.docs if r.it.target is not None else None)
+    except (WorkloadError, ValueError) as exc:  # advice is a bonus; the report comes first
+        info(f"{r.sc.name}: no advice ({exc})")
+        return None
+
+
 def configure(r: Run) -> None:
     """The controller with the scenario's flags; the run's own load balancer, target group and
     listener port in the fake AWS, with the scenario's engine settings on that target group
@@ -135,7 +216,8 @@ def configure(r: Run) -> None:
         r.stack.aws.listener_port(lambda: awssetup.listener_ports_in_use(url)))
     r.events_since = r.stack.aws.cursor()
     # unique per run: the same scenario may run twice at once (repeat runs)
-    r.setup = awssetup.create(r.sc, url, f"{r.sc.name[:26]}-{r.ns[-5:]}", port)
+    r.setup = awssetup.create(r.sc, url, f"{r.sc.name[:26]}-{r.ns[-5:]}", port,
+                              target_port=r.it.target_port)
     r.stack.aws.configure(target_group_arn=r.setup.tg_arn, **plan.engine_settings(r.sc))
 
 
@@ -144,39 +226,93 @@ def deploy(r: Run) -> None:
     the binding: the webhook injects gates from the controller's cache, and a pod created
     before the cache knows its TGB gets no gate (as with the real controller)."""
     assert r.setup is not None
-    docs = plan.manifests(r.sc, r.stack.image, r.setup.tg_arn, name=APP, ns=r.ns)
+    it = r.it
+    if it.target is not None:
+        docs = plan.workload_manifests(r.sc, it.docs, it.target, r.setup.tg_arn, ns=r.ns)
+    else:
+        docs = plan.manifests(r.sc, r.stack.image, r.setup.tg_arn, name=APP, ns=r.ns)
     r.recorder = PodRecorder(r.stack.api, r.ns).start()
-    apply(r.stack.api, [d for d in docs if d["kind"] != "Deployment"])
+    apply(r.stack.api, [d for d in docs if d["kind"] not in plan.POD_MAKERS])
     custom = client.CustomObjectsApi(r.stack.api)
 
     def finalized() -> bool:
         tgb = custom.get_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", r.ns,
-                                                  "targetgroupbindings", APP)
+                                                  "targetgroupbindings", it.binding)
         return TGB_FINALIZER in (tgb["metadata"].get("finalizers") or [])
 
     with step(f"{r.sc.name}: controller has seen the TargetGroupBinding"):
         if not _holds(r, finalized, timeout=60):
             raise StepFailed("the controller did not pick up the TargetGroupBinding within 60s;"
                              f" its logs:\n{r.stack.controller.logs(50)}")
-    apply(r.stack.api, [d for d in docs if d["kind"] == "Deployment"])
+    apply(r.stack.api, [d for d in docs if d["kind"] in plan.POD_MAKERS])
+
+
+def _clear_for(sc: Scenario) -> float:
+    """How long every target must stay unhealthy before the baseline gives up: long enough
+    for a slow app to pass `healthyThreshold` checks in a row after a first success."""
+    hc = sc.target_group.health_check
+    return max(10.0, 2 * hc.interval_seconds * hc.healthy_threshold)
 
 
 def baseline(r: Run) -> None:
-    """Every replica Available and every target healthy, before any load."""
+    """Every replica Available and every target healthy (or, with expect.baseline unhealthy,
+    registered and unhealthy), before any load. When it cannot happen the run ends here as
+    soon as the cause is clear, and the report says which targets are in which state."""
     assert r.setup is not None
-    sc, tg_arn, url = r.sc, r.setup.tg_arn, r.stack.aws.endpoint_url
+    sc, it, tg_arn = r.sc, r.it, r.setup.tg_arn
+    elbv2, _ = awssetup.clients(r.stack.aws.endpoint_url)
+    core = client.CoreV1Api(r.stack.api)
     timeout = baseline_timeout(sc)
-    with step(f"{sc.name}: baseline: {sc.app.replicas} pods Available and healthy "
+    want = "unhealthy" if sc.expect.baseline == "unhealthy" else "healthy"
+    clear_since: list[float] = []
+    seen: list[diagnose.Diagnosis] = []
+
+    def look() -> diagnose.Diagnosis:
+        pods = core.list_namespaced_pod(r.ns).items
+        return diagnose.explain(sc, it.replicas, pods, diagnose.target_states(elbv2, tg_arn),
+                                probe_path=it.probe_path, target_port=it.target_port)
+
+    def reached() -> bool:
+        states = diagnose.target_states(elbv2, tg_arn)
+        if sum(1 for t in states if t.state == want) >= it.replicas and \
+                rollout_done(r.apps, r.ns, it.replicas, it.deployment):
+            return True
+        if want == "healthy" and not sc.expect.rollout_stalls:  # a stall waits its deadline
+            why = look()
+            seen[:] = [why]
+            if not why.clear:
+                clear_since.clear()
+                return False
+            if not clear_since:
+                clear_since.append(time.monotonic())
+            # stuck pods are final at once; unhealthy targets once they stayed so a while
+            if why.final or time.monotonic() - clear_since[0] >= _clear_for(sc):
+                raise _Clear(why)
+        return False
+
+    with step(f"{sc.name}: baseline: {it.replicas} pods Available and {want} "
               "targets") as outcome:
-        reached = _holds(r, lambda: rollout_done(r.apps, r.ns, sc.app.replicas) and (
-            awssetup.healthy_count(url, tg_arn) >= sc.app.replicas), timeout=timeout)
-        if not reached:
+        try:
+            ok = _holds(r, reached, timeout=timeout)
+        except _Clear as clear:
+            outcome.not_met("cannot become healthy:\n" + clear.diagnosis.text())
+            r.baseline_failure = clear.diagnosis
+            return
+        if not ok:
             outcome.not_met(f"not reached within {timeout}s")
-    if not reached:
-        if not sc.expect.rollout_stalls:
-            raise StepFailed(f"baseline of {sc.name} never became healthy")
-        info("that is the stall this scenario expects; no further rollout is started")
-        r.stalled = True
+    if not ok:
+        if sc.expect.rollout_stalls:
+            info("that is the stall this scenario expects; no further rollout is started")
+            r.stalled = True
+            return
+        r.baseline_failure = seen[0] if seen else look()
+        r.baseline_failure.lines.insert(0, f"not reached within {timeout}s")
+
+
+class _Clear(Exception):
+    def __init__(self, diagnosis: diagnose.Diagnosis) -> None:
+        super().__init__(diagnosis.text())
+        self.diagnosis = diagnosis
 
 
 def load(r: Run) -> None:
@@ -184,6 +320,8 @@ def load(r: Run) -> None:
     been answered (or failed), so rollouts start on flowing traffic."""
     assert r.setup is not None
     sc = r.sc
+    if r.baseline_failure is not None:
+        return
     seconds = load_seconds(sc)
     warm_up = max(1, int(sc.load.rate * min(WARM_UP_SECONDS, seconds / 4)))
     answered = 0
@@ -201,7 +339,10 @@ def load(r: Run) -> None:
 
     r.attack = BackgroundAttack(AttackConfig(
         url=r.stack.aws.listener_url(r.setup.listener_port) + "/", rate=sc.load.rate,
-        duration=seconds, timeout=sc.load.timeout_seconds), on_record=count).start()
+        duration=seconds, timeout=sc.load.timeout_seconds, host=sc.load.host,
+        requests=tuple(RequestSpec(q.path, q.method, tuple(q.headers.items()),
+                                   q.body.encode(), q.weight) for q in sc.load.requests)),
+        on_record=count).start()
     with step(f"{sc.name}: warm-up load at {sc.load.rate:g} rps ({warm_up} requests)") as out:
         # requests that time out count too: a bound of their timeout past the schedule
         if not warmed.wait(timeout=warm_up / sc.load.rate + sc.load.timeout_seconds + 5):
@@ -211,14 +352,17 @@ def load(r: Run) -> None:
 def rollouts(r: Run) -> None:
     """Roll the Deployment `r.rollouts` times, each to a new version; a rollout that misses its
     deadline is a stall and ends the series."""
-    sc = r.sc
-    count = 0 if r.stalled else r.rollouts
+    sc, it = r.sc, r.it
+    count = 0 if r.stalled or r.baseline_failure is not None else r.rollouts
     for n in range(1, count + 1):
         with step(f"{sc.name}: rollout {n}/{count}") as outcome:
             started = time.monotonic()
-            apply(r.stack.api, [plan.deployment(sc, r.stack.image, name=APP, ns=r.ns,
-                                                version=f"v{n + 1}", new_version=True)])
-            if _holds(r, lambda: rollout_done(r.apps, r.ns, sc.app.replicas),
+            if it.target is not None:
+                rollout.trigger(r.stack.api, r.ns, sc.rollout, it.target, it.prepared)
+            else:
+                apply(r.stack.api, [plan.deployment(sc, r.stack.image, name=APP, ns=r.ns,
+                                                    version=f"v{n + 1}", new_version=True)])
+            if _holds(r, lambda: rollout_done(r.apps, r.ns, it.replicas, it.deployment),
                       timeout=sc.rollout.timeout_seconds):
                 r.rollout_seconds = (r.rollout_seconds or 0) + time.monotonic() - started
             else:
@@ -230,6 +374,8 @@ def rollouts(r: Run) -> None:
 def finish_load(r: Run) -> None:
     """Load for its fixed duration, or (untilRolloutDone) `marginSeconds` more after the last
     rollout, then wait for every request in flight to come back."""
+    if r.baseline_failure is not None:
+        return
     assert r.attack is not None
     sc = r.sc
     timer: threading.Timer | None = None
@@ -264,11 +410,20 @@ def collect(r: Run) -> None:
 
 
 def report(r: Run) -> None:
-    assert r.load_result is not None
-    r.report = build_report(r.load_result.records, r.aws_events, r.pod_events,
+    """The report, also for a baseline that never became healthy (then without load)."""
+    failed = r.baseline_failure
+    assert r.load_result is not None or failed is not None
+    records = r.load_result.records if r.load_result is not None else []
+    r.report = build_report(records, r.aws_events, r.pod_events,
                             r.controller_actions, name=r.sc.name, expect=r.sc.expect,
-                            rollout_stalled=r.stalled, rollout_seconds=r.rollout_seconds,
-                            host_load=r.host_load)
+                            rollout_stalled=None if failed else r.stalled,
+                            rollout_seconds=r.rollout_seconds, host_load=r.host_load,
+                            facts=facts(r))
+    if failed is not None and r.report.verdict is not None:
+        r.report.verdict.ok = False
+        r.report.verdict.reasons[:] = [
+            "the baseline never became healthy (no load was sent, nothing was rolled)",
+            *failed.lines, *[f"likely fix: {f}" for f in failed.fixes]]
     r.paths = write_report(r.report, r.out_dir)
 
 
@@ -308,5 +463,5 @@ def cleanup(r: Run) -> None:
             r.held.close()
 
 
-STEPS: list[Callable[[Run], None]] = [configure, deploy, baseline, load, rollouts, finish_load,
-                                      collect, report]
+STEPS: list[Callable[[Run], None]] = [prepare, configure, deploy, baseline, load, rollouts,
+                                      finish_load, collect, report]

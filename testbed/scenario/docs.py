@@ -4,7 +4,7 @@ of docs/scenarios.md (kept between two marker lines, checked by a unit test)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -44,6 +44,10 @@ def _rows(model: type[BaseModel], prefix: str = "") -> list[str]:
         key = prefix + (info.alias or name)
         sub = nested_model(info.annotation)
         if sub is not None and sub.__name__ != "NewApp":
+            if get_origin(info.annotation) in (tuple, list):  # its row, then its items'
+                rows.append(_row(key, info))
+                rows.extend(_rows(sub, key + "[]."))
+                continue
             rows.extend(_rows(sub, key + "."))
         else:
             rows.append(_row(key, info))

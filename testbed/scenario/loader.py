@@ -158,7 +158,11 @@ def validate_data(data: Any, text: str = "") -> tuple[Scenario | None, list[str]
     except ValidationError as exc:
         positions = _positions(text) if text else {}
         found: dict[str, Path_] = {}
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
+            if err["type"] == "too_short" and any(
+                    o is not err and o["loc"][:len(err["loc"])] == err["loc"] for o in errors):
+                continue  # pydantic drops an invalid item, then finds the list short: noise
             for path, msg in _messages(err):
                 found.setdefault(_locate(path, msg, positions), path)
         return None, sorted(found, key=lambda m: (m.split(":")[0], m))
@@ -188,7 +192,19 @@ def load_scenario(path: str | Path) -> Scenario:
         text = p.read_text()
     except OSError as exc:
         raise ScenarioError(str(path), [f"cannot read file ({exc.strerror})"]) from None
-    return parse_scenario(text, str(path))
+    return resolve_paths(parse_scenario(text, str(path)), p.resolve().parent)
+
+
+def resolve_paths(sc: Scenario, base: Path) -> Scenario:
+    """Make the workload's file paths absolute: in a scenario file they are relative to it, so
+    `testbed run` works from any directory."""
+    if sc.workload is None:
+        return sc
+    workload = sc.workload.model_copy(update={"path": str(base / sc.workload.path)})
+    rollout = sc.rollout
+    if rollout.manifests is not None:
+        rollout = rollout.model_copy(update={"manifests": str(base / rollout.manifests)})
+    return sc.model_copy(update={"workload": workload, "rollout": rollout})
 
 
 def builtin_names() -> list[str]:

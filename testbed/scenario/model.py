@@ -65,6 +65,35 @@ class App(DemoBehaviour):
         "included).")
 
 
+class Workload(Declared):
+    """`workload` - your own manifests instead of the demo app, applied unchanged"""
+
+    path: Annotated[Str, Field(min_length=1), Expected(
+        "a file or directory of Kubernetes YAML, relative to the scenario file")] = Field(
+        description="A YAML file (several documents allowed) or a directory of them, or a "
+        "kustomization directory; applied unchanged into the run's namespace. Relative to the "
+        "scenario file.")
+    deployment: Str | None = Field(
+        None, description="The Deployment to roll; may be left out when there is only one.")
+    service: Str | None = Field(
+        None, description="The Service the target group binds to; may be left out when only "
+        "one Service selects the Deployment's pods.")
+    port: Annotated[Annotated[Int, Field(ge=1, le=65535)] | Str | None, Expected(
+        "a Service port number or name")] = Field(
+        None, description="The Service port (number or name) the TargetGroupBinding uses; may "
+        "be left out when the Service has one port.")
+    readiness_gate: Bool = Field(
+        True, description="Label the run's namespace `elbv2.k8s.aws/pod-readiness-gate-inject:"
+        " enabled` so the webhook injects the target-health gate into your pods.")
+    drain_seconds: Annotated[Num, Field(ge=0, le=3600)] = Field(
+        0.0, description="How long your app keeps finishing in-flight requests after SIGTERM "
+        "(read by `testbed check` and the report's advice, not applied).")
+    keep_alive_timeout_seconds: Annotated[Num | None, Field(gt=0, le=4000), Expected(
+        "a number of seconds or null")] = Field(
+        None, description="Your app's HTTP keep-alive idle timeout, when known (compared with "
+        "`alb.idleTimeoutSeconds`; not applied).")
+
+
 # Fields of App that belong to the Deployment, not to one version of the pods.
 DEPLOYMENT_FIELDS = ("replicas", "readiness_gate")
 
@@ -93,16 +122,53 @@ class Rollout(Declared):
         1, description="How many rollouts to run back to back.")
     timeout_seconds: Annotated[Int, Field(ge=1, le=3600)] = Field(
         180, description="Deployment `progressDeadlineSeconds`: after it a rollout counts as "
-        "stalled.")
+        "stalled. With a workload, only how long the run waits for each rollout (your "
+        "Deployment is applied unchanged).")
     new_app: Annotated[NewApp, Expected(  # type: ignore[valid-type]
         "a mapping of app fields that differ in the new version")] = Field(
         default_factory=NewApp, description="App fields (any `app` field except `replicas`, "
         "`readinessGate`) that differ in the rolled-out version, e.g. `{healthCode: 500}` for "
         "a bad release.")
+    # Triggers for a workload (one of them; `restart` when none is given).
+    restart: Bool = Field(
+        False, description="Workload: restart the pods as `kubectl rollout restart` does (a "
+        "`kubectl.kubernetes.io/restartedAt` annotation on the pod template). The default "
+        "trigger of a workload.")
+    image: Annotated[Str | None, Field(min_length=1), Expected("an image reference like "
+                                                               "repo/app:v2")] = Field(
+        None, description="Workload: roll to this image (of `container`).")
+    container: Str | None = Field(
+        None, description="Workload, with `image`: the container to change; may be left out "
+        "when the pod has one container.")
+    patch: Annotated[dict[str, Any] | None, Expected("a mapping (a Deployment patch)")] = Field(
+        None, description="Workload: a strategic-merge patch of the Deployment (as `kubectl "
+        "patch`), e.g. `{spec: {template: {spec: {containers: [{name: app, env: [...]}]}}}}`.")
+    manifests: Annotated[Str | None, Field(min_length=1), Expected(
+        "a file or directory of Kubernetes YAML")] = Field(
+        None, description="Workload: a second version of the files (file or directory, "
+        "relative to the scenario file), applied as the rollout.")
+
+    @property
+    def trigger(self) -> str:
+        """Which workload trigger this rollout uses: restart, image, patch or manifests."""
+        for name in ("image", "patch", "manifests"):
+            if getattr(self, name) is not None:
+                return name
+        return "restart"
 
     @model_validator(mode="after")
     def _check(self) -> Rollout:
         problems = []
+        given = ["restart"] if self.restart else []
+        given += [k for k in ("image", "patch", "manifests") if getattr(self, k) is not None]
+        if len(given) > 1:
+            problems.append((given[1], "expected one rollout trigger, got " +
+                             " and ".join(given)))
+        if self.container is not None and self.image is None:
+            problems.append(("container", "expected only together with rollout.image"))
+        if self.count > 1 and given and given[0] != "restart":
+            problems.append(("count", f"expected 1 with rollout.{given[0]} (a second rollout "
+                             f"to the same {given[0]} changes nothing), got {self.count}"))
         for key, v in (("maxSurge", self.max_surge), ("maxUnavailable", self.max_unavailable)):
             if isinstance(v, str) and int(v.rstrip("%")) > 100:
                 problems.append((key, f"expected a percentage 0%-100%, got {v!r}"))
@@ -209,6 +275,35 @@ class ControllerSwitches(Declared):
         "`backoffRequeue`) pending binding; null: the controller's default (1000 s).")
 
 
+TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # RFC 9110 token: methods and header names
+
+
+class Request(Declared):
+    """`load.requests[]` - one kind of request in the mix"""
+
+    path: Annotated[Str, Field(pattern=r"^/[^\s]*$"), Expected(
+        "a path starting with '/' (no spaces)")] = Field("/", description="Request target.")
+    method: Annotated[Str, Field(pattern=TOKEN), Expected("an HTTP method like GET")] = Field(
+        "GET", description="HTTP method.")
+    headers: Annotated[dict[Annotated[Str, Field(pattern=TOKEN)],
+                            Annotated[Str, Field(pattern=r"^[^\r\n]*$")]],
+                       Expected("a mapping of header names to values")] = Field(
+        default_factory=dict, description="Extra request headers (not Host, Content-Length, "
+        "Transfer-Encoding or Connection: the load generator sets those).")
+    body: Str = Field("", description="Request body (sent with Content-Length).")
+    weight: Annotated[Num, Field(gt=0, le=1000000), Expected("a number > 0")] = Field(
+        1.0, description="Share of the requests: weights 3 and 1 send 75% and 25%.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Request:
+        managed = {"host", "content-length", "transfer-encoding", "connection"}
+        bad = sorted(h for h in self.headers if h.lower() in managed)
+        if bad:
+            _rules(("headers", f"expected no {', '.join(bad)} header (the load generator sets "
+                    "it; use load.host for Host)"))
+        return self
+
+
 class Load(Declared):
     """`load` - the open-loop load generator"""
 
@@ -227,6 +322,14 @@ class Load(Declared):
     timeout_seconds: Annotated[Num, Field(ge=0.1, le=600)] = Field(
         30.0, description="Per-request client timeout; keep it above `alb.idleTimeoutSeconds` "
         "to see ALB 504s rather than client timeouts.")
+    requests: Annotated[tuple[Request, ...], Field(min_length=1, max_length=100),
+                        Expected("a non-empty list of requests (path, method, headers, "
+                                 "body, weight)")
+                        ] = Field((Request(),), description="The request mix (fields below); "
+                                  "default one `GET /`.")
+    host: Annotated[Str | None, Field(pattern=r"^[^\s/]+$"), Expected(
+        "a host name like api.example.com")] = Field(
+        None, description="Host header of every request; null: the listener's address.")
 
     @property
     def duration_seconds(self) -> float | None:
@@ -268,6 +371,11 @@ class Expect(Declared):
     min_errors: Annotated[Int, Field(ge=0)] = Field(
         0, description="With `expected`: at least this many failed requests (the bug must "
         "reproduce).")
+    baseline: Literal["healthy", "unhealthy"] = Field(
+        "healthy", description="`unhealthy`: the targets are meant to be unhealthy from the "
+        "start (the ALB fails open and routes to all of them); the baseline waits for the pods "
+        "and for every target to be registered and `unhealthy`. `healthy` (default): a baseline "
+        "that never becomes healthy ends the run with the targets' states and reasons.")
     rollout_stalls: Bool = Field(
         False, description="true: the rollout must not complete within "
         "`rollout.timeoutSeconds`. If the baseline (the Deployment's creation) already does not "
@@ -306,6 +414,9 @@ class Scenario(Declared):
         False, description="Timing-sensitive (its expectation is a duration): run with no other "
         "scenario beside it when scenarios run side by side (`testbed run --parallel N`).")
     app: App = Field(default_factory=App, description="The demo workload.")
+    workload: Workload | None = Field(
+        None, description="Your own manifests instead of the demo app (`app`); see "
+        "docs/own-workload.md.")
     rollout: Rollout = Field(default_factory=Rollout, description="How the Deployment is rolled.")
     target_group: TargetGroup = Field(default_factory=TargetGroup,
                                       description="The target group's settings.")
@@ -317,12 +428,43 @@ class Scenario(Declared):
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
+        problems = []
         if self.target_group.slow_start_seconds and \
                 self.alb.algorithm == "least_outstanding_requests":
-            _rules(("targetGroup.slowStartSeconds",
-                    "expected 0 with alb.algorithm least_outstanding_requests (AWS does not "
-                    f"combine them), got {self.target_group.slow_start_seconds}"))
+            problems.append(("targetGroup.slowStartSeconds",
+                             "expected 0 with alb.algorithm least_outstanding_requests (AWS "
+                             f"does not combine them), got {self.target_group.slow_start_seconds}"))
+        ro = self.rollout
+        if self.workload is not None:
+            if "app" in self.model_fields_set:
+                problems.append(("app", "expected no app section with workload (the demo app "
+                                 "and your manifests are alternatives)"))
+            for key in ("max_surge", "max_unavailable"):
+                if key in ro.model_fields_set:
+                    problems.append((f"rollout.{to_camel(key)}", "expected no such key with "
+                                     "workload: your Deployment's own strategy applies; set it "
+                                     "in your manifest"))
+            if ro.new_app.model_dump(exclude_none=True):
+                problems.append(("rollout.newApp", "expected no newApp with workload (it "
+                                 "changes the demo app); use restart, image, patch or "
+                                 "manifests"))
+        else:
+            for key in ("restart", "image", "container", "patch", "manifests"):
+                if getattr(ro, key) not in (None, False):
+                    problems.append((f"rollout.{key}", "expected only with workload (the demo "
+                                     "app rolls with rollout.newApp)"))
+        gate = self.workload.readiness_gate if self.workload else self.app.readiness_gate
+        if self.expect.baseline == "unhealthy" and gate:
+            problems.append(("expect.baseline", "expected healthy with a readiness gate: the "
+                             "gate keeps pods unready while their targets are unhealthy, so "
+                             "no Deployment could become Available; set readinessGate: false"))
+        _rules(*problems)
         return self
+
+    @property
+    def readiness_gate(self) -> bool:
+        """Whether the run labels its namespace for readiness-gate injection."""
+        return self.workload.readiness_gate if self.workload else self.app.readiness_gate
 
     def app_for(self, new_version: bool) -> App:
         """The app settings of the first (False) or rolled-out (True) version."""

@@ -15,6 +15,8 @@ from pydantic import BaseModel
 from testbed.declare import marker
 from testbed.demoapp.config import DemoBehaviour, env_for
 from testbed.scenario.model import ControllerFlag, EngineSetting, Scenario
+from testbed.workload.manifests import in_namespace
+from testbed.workload.select import Target
 
 APP_PORT = 8080
 SERVICE_PORT = 80
@@ -61,7 +63,7 @@ def app_env(app: DemoBehaviour, version: str) -> list[dict[str, Any]]:
 def namespace(sc: Scenario, name: str) -> dict[str, Any]:
     """The webhook injects gates only in labelled namespaces, so the label is the gate switch."""
     labels = {"testbed/scenario": sc.name}
-    if sc.app.readiness_gate:
+    if sc.readiness_gate:
         labels[GATE_INJECT_LABEL] = "enabled"
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "labels": labels}}
@@ -119,13 +121,14 @@ def service(name: str = "demo", ns: str = "default") -> dict[str, Any]:
     }
 
 
-def target_group_binding(tg_arn: str, name: str = "demo", ns: str = "default"
+def target_group_binding(tg_arn: str, name: str = "demo", ns: str = "default", *,
+                         service: str | None = None, port: int | str = SERVICE_PORT
                          ) -> dict[str, Any]:
     return {
         "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
         "metadata": {"name": name, "namespace": ns},
         "spec": {"targetGroupARN": tg_arn, "targetType": "ip",
-                 "serviceRef": {"name": name, "port": SERVICE_PORT}},
+                 "serviceRef": {"name": service or name, "port": port}},
     }
 
 
@@ -136,10 +139,27 @@ def manifests(sc: Scenario, image: str, tg_arn: str, *, name: str = "demo",
             deployment(sc, image, name=name, ns=ns)]
 
 
+# Kinds that make pods: applied after the TargetGroupBinding is known to the controller, so the
+# webhook injects the readiness gate into their first pods.
+POD_MAKERS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
+                        "CronJob", "Pod"})
+
+
+def workload_manifests(sc: Scenario, docs: list[dict[str, Any]], target: Target, tg_arn: str,
+                       *, ns: str) -> list[dict[str, Any]]:
+    """A workload's objects, unchanged but for the run's namespace, with the run's namespace
+    and TargetGroupBinding (named after the Service), pod makers last."""
+    objs = in_namespace(docs, ns)
+    tgb = target_group_binding(tg_arn, target.service_name, ns, port=target.port_ref)
+    return [namespace(sc, ns), *[d for d in objs if d["kind"] not in POD_MAKERS], tgb,
+            *[d for d in objs if d["kind"] in POD_MAKERS]]
+
+
 def aws_calls(sc: Scenario, *, name: str = "demo", vpc_id: str = "vpc-testbed",
               subnets: tuple[str, ...] = ("subnet-testbed-a", "subnet-testbed-b"),
               lb_arn: str = "<LoadBalancerArn>", tg_arn: str = "<TargetGroupArn>",
-              listener_port: int = SERVICE_PORT) -> dict[str, Any]:
+              listener_port: int = SERVICE_PORT, target_port: int = APP_PORT
+              ) -> dict[str, Any]:
     """boto3 elbv2 call kwargs in call order (ARNs are placeholders unless given);
     "create_listener" is None when the scenario leaves the target group without a listener."""
     hc = sc.target_group.health_check
@@ -152,7 +172,7 @@ def aws_calls(sc: Scenario, *, name: str = "demo", vpc_id: str = "vpc-testbed",
         "modify_load_balancer_attributes": {"LoadBalancerArn": lb_arn, "Attributes": [
             {"Key": "idle_timeout.timeout_seconds", "Value": str(alb.idle_timeout_seconds)}]},
         "create_target_group": {
-            "Name": name, "Protocol": "HTTP", "Port": APP_PORT, "VpcId": vpc_id,
+            "Name": name, "Protocol": "HTTP", "Port": target_port, "VpcId": vpc_id,
             "TargetType": "ip", "HealthCheckEnabled": True, "HealthCheckProtocol": "HTTP",
             "HealthCheckPort": "traffic-port", "HealthCheckPath": hc.path,
             "HealthCheckIntervalSeconds": hc.interval_seconds,

@@ -1,4 +1,5 @@
-"""The minimal controller deployed in-cluster from manifests/controller, pointed at the fake AWS.
+"""The minimal controller deployed in-cluster from testbed/assets/manifests/controller, pointed
+at the fake AWS.
 
 The testbed drives the controller only through its public interfaces: its manifests, its CLI
 (`alb-controller gen-webhook-manifests` for the webhook TLS material) and the Kubernetes API.

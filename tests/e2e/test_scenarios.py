@@ -1,5 +1,6 @@
-"""Every built-in scenario against the real cluster: each bug scenario must produce its errors
-(of the classes it names) or its stall, and each fixed twin must produce zero errors.
+"""Every built-in scenario, and every example workload's scenarios (examples/*/ with a build.sh
+for its image), against the real cluster: each bug scenario must produce its errors (of the
+classes it names) or its stall, and each fixed twin must produce zero errors.
 
 The scenarios run side by side (`E2E_PARALLEL`, default 3; those marked runAlone alone), once
 per session, in the fixture below; each test then checks one scenario's outcome. `SHARD=K/N`
@@ -13,33 +14,64 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from testbed import docker
+from testbed.check.facts import facts_from_scenario
+from testbed.images import build
+from testbed.proc import run as run_command
 from testbed.report.text import render_text
 from testbed.run.runner import Outcome, Stack, run_all, shard
-from testbed.scenario import builtin_names, load_scenario
+from testbed.scenario import Scenario, builtin_names, load_scenario
 from testbed.stack import fakeaws
 from testbed.stack.controller import ControllerDeployment
+from testbed.workload.manifests import load_manifests
 
 pytestmark = pytest.mark.e2e
 REPORTS = Path("reports/e2e-scenarios")
 PARALLEL = int(os.environ.get("E2E_PARALLEL") or 3)
-NAMES = shard(builtin_names(), os.environ["SHARD"]) if os.environ.get("SHARD") else \
-    builtin_names()
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# An example's scenarios: the YAML files next to its build.sh (its manifests live below them).
+EXAMPLE_SCENARIOS = {f"{f.parent.name}/{f.stem}": f for f in sorted(EXAMPLES.glob("*/*.yaml"))
+                     if (f.parent / "build.sh").exists()}
+# Scenarios only e2e runs: what a run does when things go wrong, not recipes for users.
+E2E_SCENARIOS = {f"e2e/{f.stem}": f for f in sorted((Path(__file__).parent / "scenarios")
+                                                   .glob("*.yaml"))}
+FILES = {**EXAMPLE_SCENARIOS, **E2E_SCENARIOS}
+GO_SERVER_IMAGE = "albtb-example/go-server:v1"
+# Its verdict is a failure by design; test_unhealthy_baseline_is_explained checks how it fails.
+WRONG_HEALTH_PATH = "e2e/wrong-health-path"
+ALL = builtin_names() + sorted(FILES)
+NAMES = shard(ALL, os.environ["SHARD"]) if os.environ.get("SHARD") else ALL
+
+
+def _load(name: str) -> Scenario:
+    return load_scenario(FILES.get(name, name))
+
+
+def _key(name: str) -> str:
+    """The outcome's key: the scenario's own name (an example's file says it)."""
+    return _load(name).name
 
 
 @pytest.fixture(scope="module")
 def outcomes(kube: client.ApiClient, project_image: str, aws: fakeaws.FakeAws
              ) -> dict[str, Outcome]:
     stack = Stack(kube, project_image, aws, ControllerDeployment(kube))
-    scenarios = [load_scenario(n) for n in NAMES]
+    # the example images, as their README tells a user to build them (cached by Docker)
+    needs_example = any(n in FILES for n in NAMES)  # the e2e-only ones use go-server too
+    for d in sorted({f.parent for f in EXAMPLE_SCENARIOS.values()} if needs_example else ()):
+        run_command(["bash", d / "build.sh", build.base_image()], log_name=f"example-{d.name}")
+    if needs_example:  # trigger-image rolls to another tag (of the same build)
+        docker.tag(GO_SERVER_IMAGE, GO_SERVER_IMAGE.replace(":v1", ":v2"))
+    scenarios = [_load(n) for n in NAMES]
     done = run_all(scenarios, stack, lambda sc: REPORTS / sc.name, parallel=PARALLEL)
     return {o.scenario.name: o for o in done}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n != WRONG_HEALTH_PATH])
 def test_builtin_scenario_meets_its_expectation(name: str, outcomes: dict[str, Outcome]
                                                 ) -> None:
-    sc = load_scenario(name)
-    outcome = outcomes[name]
+    sc = _load(name)
+    outcome = outcomes[_key(name)]
     assert outcome.result is not None, f"{name} produced no report: {outcome.error}"
     result = outcome.result
     text = render_text(result.report)
@@ -54,3 +86,68 @@ def test_builtin_scenario_meets_its_expectation(name: str, outcomes: dict[str, O
             assert set(summary.error_classes) <= set(sc.expect.classes), text
     if sc.expect.rollout_stalls:
         assert result.rollout_stalled, text
+
+
+@pytest.mark.skipif(WRONG_HEALTH_PATH not in NAMES, reason="in another shard")
+def test_unhealthy_baseline_is_explained(outcomes: dict[str, Outcome]) -> None:
+    """A health check path the app does not serve: the run ends once that is clear, sends no
+    load, and its report names the targets' AWS reason and the fix."""
+    sc = _load(WRONG_HEALTH_PATH)
+    result = outcomes[sc.name].result
+    assert result is not None, outcomes[sc.name].error
+    report = result.report
+    text = render_text(report, width=200)
+    assert report.verdict is not None and not report.verdict.ok, text
+    assert report.summary.requests == 0, text
+    reasons = "\n".join(report.verdict.reasons)
+    assert reasons.count("unhealthy / Target.ResponseCodeMismatch Health checks failed with "
+                         "these codes: [404]") == sc.app.replicas, text
+    assert "likely fix: the app answers 404 on /health: set targetGroup.healthCheck.path to a " \
+        "path it serves such as the readinessProbe's /ready" in reasons, text
+    # ended when the cause was clear, well before the deadline it would otherwise wait out
+    assert report.t_end - report.t0 < sc.rollout.timeout_seconds / 2, text
+
+
+@pytest.mark.skipif("go-server/failing" not in NAMES, reason="in another shard")
+def test_failing_example_advice_names_the_fix(outcomes: dict[str, Outcome]) -> None:
+    """The example's failing form: its errors point at the preStop sleep, and the change the
+    advice asks for is what the fixed form does."""
+    result = outcomes[_key("go-server/failing")].result
+    assert result is not None
+    text = render_text(result.report, width=200)
+    prestop = [a for a in result.report.advice if a.rule == "prestop-sleep"]
+    assert prestop, text
+    asked = int(prestop[0].message.split("at least ")[1].split(" s")[0])
+    fixed = _load("go-server/fixed")
+    assert fixed.workload is not None
+    applied = facts_from_scenario(fixed, load_manifests(fixed.workload.path)).pre_stop_seconds
+    assert applied is not None and 0 < asked <= applied, text
+
+
+# Bug scenarios and the rule of their fixed twin's fix: the report's advice, derived from the
+# run's timeline, must name it (docs/check.md has the rules).
+ADVICE = {"gate-no-prestop": "prestop-sleep", "no-gate-fast-rollout": "readiness-gate",
+          "prestop-exceeds-grace": "grace-period", "keepalive-shorter-than-idle": "keep-alive",
+          "go-server/failing": "prestop-sleep"}
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n in ADVICE])
+def test_bug_report_advice_names_the_fix(name: str, outcomes: dict[str, Outcome]) -> None:
+    result = outcomes[_key(name)].result
+    assert result is not None
+    assert ADVICE[name] in [a.rule for a in result.report.advice], \
+        render_text(result.report, width=200)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("e2e/trigger-")])
+def test_workload_trigger_replaces_every_pod(name: str, outcomes: dict[str, Outcome]) -> None:
+    """restart, image, patch, manifests: each rolls the user's Deployment (a trigger that
+    changed nothing would leave the first pods in place and still count as done)."""
+    sc = _load(name)
+    result = outcomes[sc.name].result
+    assert result is not None
+    created = {e["pod"] for e in result.report.pod_events if e["kind"] == "created"}
+    ended = {e["pod"] for e in result.report.pod_events if e["kind"] == "terminating"}
+    text = render_text(result.report, width=200)
+    # the example's 3 replicas: the 3 first pods ended, 3 new ones serve
+    assert len(ended) == 3 and ended < created and len(created - ended) == 3, text

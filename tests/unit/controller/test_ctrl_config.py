@@ -18,6 +18,7 @@ import controller.main as m
 from controller.config import Config, flags, markdown_table, parse_duration
 
 ROOT = Path(__file__).resolve().parents[3]
+MANIFESTS = ROOT / "testbed/assets/manifests/controller"
 ENDPOINT = "http://fake-aws:5000"
 
 
@@ -72,7 +73,7 @@ def test_each_switch_reads_its_env_var(monkeypatch: pytest.MonkeyPatch, name: st
 
 
 def test_names_the_manifest_passes_keep_working(monkeypatch: pytest.MonkeyPatch) -> None:
-    docs = yaml.safe_load_all((ROOT / "manifests/controller/deployment.yaml").read_text())
+    docs = yaml.safe_load_all((MANIFESTS / "deployment.yaml").read_text())
     dep = next(d for d in docs if d["kind"] == "Deployment")
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     assert c["command"] == ["alb-controller", "run"]

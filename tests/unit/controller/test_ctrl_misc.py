@@ -14,6 +14,7 @@ from controller import metrics
 from controller.aws import AWSError, Boto3ELBv2
 
 ROOT = Path(__file__).resolve().parents[3]
+MANIFESTS = ROOT / "testbed/assets/manifests/controller"
 ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
 
 
@@ -66,7 +67,7 @@ def test_boto3_errors_carry_the_aws_code_and_are_counted() -> None:
 
 
 def test_crd_shape() -> None:
-    crd = yaml.safe_load((ROOT / "manifests/controller/crd.yaml").read_text())
+    crd = yaml.safe_load((MANIFESTS / "crd.yaml").read_text())
     assert crd["spec"]["group"] == "elbv2.k8s.aws"
     (v,) = crd["spec"]["versions"]
     assert (
@@ -106,7 +107,7 @@ def test_crd_shape() -> None:
 
 
 def test_rbac_is_least_privilege() -> None:
-    docs = list(yaml.safe_load_all((ROOT / "manifests/controller/rbac.yaml").read_text()))
+    docs = list(yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()))
     (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     verbs = {
         (g, r): set(rule["verbs"])

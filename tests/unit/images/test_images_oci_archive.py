@@ -1,4 +1,5 @@
-"""images/node/oci-archive.py: docker save output -> OCI layout with gzip layers, same image."""
+"""testbed/assets/images/node/oci-archive.py: docker save output -> OCI layout with gzip
+layers, same image."""
 
 from __future__ import annotations
 

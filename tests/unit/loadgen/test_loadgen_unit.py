@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 from typing import Any
 
@@ -18,23 +17,7 @@ from testbed.loadgen.records import (
     status_class,
 )
 from testbed.loadgen.summary import format_vegeta, percentile, summarize
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = b""
-        self.closed = False
-        self.aborted = False
-
-    def write(self, data: Any) -> None:
-        self.written += bytes(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
+from testbed.loadgen.testing import FakeTransport
 
 
 def _conn() -> tuple[Http1Conn, FakeTransport, list[tuple[int, dict[str, str], bytes, Any]]]:

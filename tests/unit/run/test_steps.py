@@ -16,8 +16,8 @@ from testbed.stack.controller import ControllerSettings
 
 def test_steps_run_in_the_documented_order() -> None:
     assert [s.__name__ for s in steps.STEPS] == [
-        "configure", "deploy", "baseline", "load", "rollouts", "finish_load", "collect",
-        "report"]
+        "prepare", "configure", "deploy", "baseline", "load", "rollouts", "finish_load",
+        "collect", "report"]
 
 
 def test_baseline_gets_the_rollout_deadline_only_when_a_stall_is_expected() -> None:
@@ -57,8 +57,9 @@ def test_configure_hands_the_plan_to_controller_and_engine(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     made: list[tuple[str, int]] = []
 
-    def create(sc: Any, url: str, name: str, port: int) -> AlbSetup:
+    def create(sc: Any, url: str, name: str, port: int, *, target_port: int) -> AlbSetup:
         made.append((name, port))
+        assert target_port == plan.APP_PORT
         return AlbSetup("lb", "tg", "listener", port)
 
     monkeypatch.setattr(steps.awssetup, "create", create)
@@ -66,6 +67,7 @@ def test_configure_hands_the_plan_to_controller_and_engine(
     aws, ctl = _Aws(), _Controller()
     stack = steps.Stack(api=None, image="img:1", aws=aws, controller=ctl)  # type: ignore[arg-type]
     r = steps.Run(load_builtin("no-pod-watch"), stack, tmp_path, ns="ns", rollouts=1)
+    steps.prepare(r)  # the demo app: nothing to read, no image to load
     steps.configure(r)
     assert ctl.settings is not None
     assert ctl.settings.flags() == ["--aws-endpoint-url=http://172.18.0.9:4566",
@@ -85,6 +87,18 @@ def test_configure_hands_the_plan_to_controller_and_engine(
 def test_rollouts_do_nothing_after_a_baseline_stall(tmp_path: Path) -> None:
     stack = steps.Stack(api=None, image="img", aws=_Aws(), controller=_Controller())  # type: ignore[arg-type]
     r = steps.Run(load_builtin("listener-missing"), stack, tmp_path, ns="ns", rollouts=1)
+    steps.prepare(r)
     r.stalled = True
     steps.rollouts(r)  # would need the cluster for anything else
     assert r.rollout_seconds is None
+
+
+def test_a_baseline_failure_skips_load_and_rollouts(tmp_path: Path) -> None:
+    stack = steps.Stack(api=None, image="img", aws=_Aws(), controller=_Controller())  # type: ignore[arg-type]
+    r = steps.Run(load_builtin("full-recipe"), stack, tmp_path, ns="ns", rollouts=1)
+    steps.prepare(r)
+    r.setup = AlbSetup("lb", "tg", "listener", 8000)
+    r.baseline_failure = steps.diagnose.Diagnosis(True, ["target 10.0.0.1:8080: unhealthy"])
+    for step in (steps.load, steps.rollouts, steps.finish_load):
+        step(r)  # each would need the cluster or the fake ALB otherwise
+    assert r.attack is None and r.load_result is None and r.rollout_seconds is None

@@ -1,4 +1,5 @@
-"""Run inside the project image build (images/project/Dockerfile) with the image's venv Python.
+"""Run inside the project image build (testbed/assets/images/project/Dockerfile) with the
+image's venv Python.
 
 `deps REQUIREMENTS` (first stage, reused across code changes):
   - drops what the image's processes never load. botocore ships a model for every AWS service

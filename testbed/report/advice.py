@@ -1,0 +1,317 @@
+"""What to change after a run that failed its expectation, derived from the run's own timeline
+(pod events, controller actions, the fake ALB's events, the client's records) and the checked
+`Facts`; every item names the `testbed check` rule it belongs to (docs/check.md).
+
+Numbers come from what happened, not from a table: e.g. the preStop sleep a run needed is the
+longest time from a pod's termination start until the ALB stopped routing new requests to its
+target, plus the deregistration delay, rounded up, plus MARGIN_SECONDS. When the timeline does
+not point to a setting, the one item says what was seen and suggests no change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from testbed.loadgen.records import OK
+from testbed.report.model import Advice, Report
+from testbed.scenario.plan import GATE_INJECT_LABEL
+
+if TYPE_CHECKING:
+    from testbed.check.facts import Facts
+
+__all__ = ["MARGIN_SECONDS", "UNEXPLAINED", "Advice", "advise"]
+
+# Added to a measured need: the next run's timing jitters (controller reaction, CPU contention).
+MARGIN_SECONDS = 1
+UNEXPLAINED = "unexplained"
+# The fake ALB's reason for a request it sent on a reused connection the target had closed
+# (testbed/fakeaws/engine/dataplane/proxy.py, _closed_error).
+KEEPALIVE_RACE = "keepalive_race"
+NO_TARGETS = "no_targets"
+
+
+def _ceil(x: float) -> int:
+    """Whole seconds, rounded up, ignoring float noise (8.000000001 -> 8)."""
+    return -int(-round(x, 6) // 1)
+
+
+def _classes(events: Iterable[dict[str, Any]]) -> str:
+    c = Counter(f"{e.get('status')} {e.get('reason')}" for e in events)
+    return ", ".join(f"{k}:{n}" for k, n in c.most_common())
+
+
+@dataclass
+class _Timeline:
+    """The report's inputs indexed by pod and target."""
+
+    t0: float
+    t_end: float
+    failed: list[Any]  # records
+    ok_records: list[Any]
+    elb_errors: list[dict[str, Any]]
+    routing: list[tuple[float, set[str]]]
+    pod_of: dict[str, str] = field(default_factory=dict)  # target "ip:port" -> pod
+    terminating: dict[str, float] = field(default_factory=dict)  # pod -> first terminating
+    ready: dict[str, float] = field(default_factory=dict)  # pod -> first Ready
+    gated: set[str] = field(default_factory=set)  # pods whose target-health gate went True
+    healthy: dict[str, float] = field(default_factory=dict)  # target -> first healthy
+    dereg_delay: dict[str, float] = field(default_factory=dict)  # target -> from the event
+
+    @classmethod
+    def of(cls, report: Report) -> _Timeline:
+        aws = sorted(report.aws_events, key=lambda e: (e["ts"], e.get("seq", 0)))
+        tl = cls(t0=report.t0, t_end=report.t_end,
+                 failed=[r for r in report.records if r.cls != OK],
+                 ok_records=[r for r in report.records if r.cls == OK],
+                 elb_errors=[e for e in aws if e.get("kind") == "elb_error"],
+                 routing=[(e["ts"], set(e.get("targets") or [])) for e in aws
+                          if e.get("kind") == "routing"])
+        for a in report.actions:
+            if a.get("target") and a.get("pod"):
+                tl.pod_of[str(a["target"])] = str(a["pod"])
+        for e in sorted(report.pod_events, key=lambda e: e["ts"]):
+            pod, kind = str(e.get("pod")), e.get("kind")
+            if kind == "terminating":
+                tl.terminating.setdefault(pod, e["ts"])
+            elif kind == "ready":
+                tl.ready.setdefault(pod, e["ts"])
+            elif kind == "gate_true":
+                tl.gated.add(pod)
+        for e in aws:
+            key = f"{e.get('target_id')}:{e.get('port')}"
+            if e.get("kind") == "target_state" and e.get("to") == "healthy":
+                tl.healthy.setdefault(key, e["ts"])
+            elif e.get("kind") == "deregistered" and e.get("deregistration_delay") is not None:
+                tl.dereg_delay[key] = float(e["deregistration_delay"])
+        return tl
+
+    def at(self, ts: float) -> str:
+        return f"{ts - self.t0:.2f} s"
+
+    def targets_of(self, pod: str) -> list[str]:
+        return sorted(t for t, p in self.pod_of.items() if p == pod)
+
+    def routing_stop(self, target: str, pod: str, since: float) -> tuple[float, str]:
+        """When the ALB stopped sending new requests to `target` after `since`, and how that is
+        known: its removal from the routing set (the fake ALB's `routing` events), else the
+        last request routed to it (ALB errors on it, answers from its pod)."""
+        if self.routing:
+            before = [targets for ts, targets in self.routing if ts <= since]
+            if not before or target not in before[-1]:
+                return since, "not in the ALB's routing set by then"
+            for ts, targets in self.routing:
+                if ts > since and target not in targets:
+                    return ts, "when it left the ALB's routing set"
+        seen = [e["ts"] for e in self.elb_errors if e.get("target") == target and
+                e["ts"] >= since]
+        seen += [r.started for r in self.ok_records if r.pod == pod and r.started >= since]
+        if not seen:
+            return since, "no request routed to it after that"
+        return max(seen), "its last routed request"
+
+
+@dataclass
+class _Termination:
+    """One terminating pod's target and the ALB errors on it after termination started."""
+
+    pod: str
+    target: str
+    t_term: float
+    t_stop: float
+    how: str
+    dereg: float
+    errors: list[dict[str, Any]]
+    killed: list[dict[str, Any]]  # those at or after the end of the grace period
+
+    @property
+    def routed_for(self) -> float:
+        return self.t_stop - self.t_term
+
+
+def _terminations(tl: _Timeline, facts: Facts) -> list[_Termination]:
+    out = []
+    for pod, t_term in sorted(tl.terminating.items(), key=lambda kv: kv[1]):
+        for target in tl.targets_of(pod):
+            errs = [e for e in tl.elb_errors if e.get("target") == target and e["ts"] >= t_term]
+            if not errs:
+                continue
+            t_stop, how = tl.routing_stop(target, pod, t_term)
+            kill = t_term + facts.grace_seconds
+            out.append(_Termination(
+                pod, target, t_term, t_stop, how,
+                tl.dereg_delay.get(target, facts.deregistration_delay_seconds), errs,
+                [e for e in errs if e["ts"] >= kill]))
+    return out
+
+
+def _describe(tl: _Timeline, t: _Termination) -> str:
+    return (f"pod {t.pod} started terminating at {tl.at(t.t_term)}; the ALB routed new requests "
+            f"to its target {t.target} until {tl.at(t.t_stop)} ({t.routed_for:.2f} s later, "
+            f"{t.how}); {len(t.errors)} ALB errors on it after termination started "
+            f"({_classes(t.errors)}); deregistration delay {t.dereg:g} s")
+
+
+def _prestop_and_grace(tl: _Timeline, facts: Facts, terms: list[_Termination]) -> list[Advice]:
+    out: list[Advice] = []
+    sleep = facts.pre_stop_seconds or 0.0
+    routed = [t for t in terms if t.routed_for > 0]
+    need = max((_ceil(t.routed_for + t.dereg) + MARGIN_SECONDS for t in routed), default=0)
+    if routed and sleep < need:
+        worst = max(routed, key=lambda t: t.routed_for + t.dereg)
+        msg = f"raise preStop sleep from {sleep:g} s to at least {need} s"
+        if facts.grace_seconds <= need + facts.drain_seconds:
+            grace = _ceil(need + facts.drain_seconds) + MARGIN_SECONDS
+            msg += (f", and terminationGracePeriodSeconds from {facts.grace_seconds:g} s to at "
+                    f"least {grace} s (the grace period includes the preStop hook; app drain "
+                    f"{facts.drain_seconds:g} s)")
+        more = len({t.pod for t in routed}) - 1
+        evidence = _describe(tl, worst) + (f"; {more} more pod(s) alike" if more > 0 else "")
+        out.append(Advice("prestop-sleep", msg, evidence))
+        return out  # its message already sizes the grace period for the new sleep
+    killed = [t for t in terms if t.killed]
+    if killed and facts.grace_seconds <= sleep + facts.drain_seconds:
+        t = max(killed, key=lambda t: len(t.killed))
+        grace = _ceil(sleep + facts.drain_seconds) + MARGIN_SECONDS
+        out.append(Advice(
+            "grace-period",
+            f"raise terminationGracePeriodSeconds from {facts.grace_seconds:g} s to at least "
+            f"{grace} s (preStop sleep {sleep:g} s + app drain {facts.drain_seconds:g} s must "
+            "fit in it)",
+            f"pod {t.pod} started terminating at {tl.at(t.t_term)} and was killed at the end of "
+            f"its grace period, {tl.at(t.t_term + facts.grace_seconds)}, before its preStop "
+            f"sleep and drain were over; {len(t.killed)} ALB errors on its target {t.target} "
+            f"from then ({_classes(t.killed)}); the ALB routed new requests to it until "
+            f"{tl.at(t.t_stop)}"))
+    return out
+
+
+def _gate(tl: _Timeline, facts: Facts, terms: list[_Termination]) -> list[Advice]:
+    """New pods Ready before their targets were healthy, old pods leaving meanwhile, and
+    requests failing that no terminating pod's target explains."""
+    if facts.readiness_gate is True or tl.gated:
+        return []
+    explained = {id(e) for t in terms for e in t.errors}
+    windows = []
+    for pod, t_ready in tl.ready.items():
+        for target in tl.targets_of(pod):
+            t_healthy = tl.healthy.get(target)
+            if t_healthy is not None and t_healthy <= t_ready:
+                continue
+            end = tl.t_end if t_healthy is None else t_healthy
+            leaving = sorted((t, p) for p, t in tl.terminating.items()
+                             if p != pod and t_ready <= t < end)
+            errs = [e for e in tl.elb_errors if t_ready <= e["ts"] < end and
+                    id(e) not in explained]
+            if leaving and errs:
+                windows.append((pod, target, t_ready, t_healthy, leaving, errs))
+    if not windows:
+        return []
+    pod, target, t_ready, t_healthy, leaving, errs = max(windows, key=lambda w: len(w[5]))
+    healthy = ("never became healthy during the run" if t_healthy is None else
+               f"became healthy only at {tl.at(t_healthy)} "
+               f"({t_healthy - t_ready:.2f} s after Ready)")
+    ns = facts.namespace or "NAMESPACE"
+    return [Advice(
+        "readiness-gate",
+        f"enable the readiness gate: label the namespace {GATE_INJECT_LABEL}=enabled (kubectl "
+        f"label namespace {ns} {GATE_INJECT_LABEL}=enabled; in a scenario readinessGate: true) "
+        "so a new pod counts as Ready only once its target is healthy",
+        f"pod {pod} was Ready at {tl.at(t_ready)} but its target {target} {healthy}; meanwhile "
+        f"{len(leaving)} old pod(s) started terminating (first {leaving[0][1]} at "
+        f"{tl.at(leaving[0][0])}) and {len(errs)} requests failed at the ALB "
+        f"({_classes(errs)}); no pod had a target-health gate")]
+
+
+def _max_unavailable(tl: _Timeline, facts: Facts) -> list[Advice]:
+    too_many = facts.strategy == "Recreate" or facts.max_unavailable >= facts.replicas
+    if not too_many:
+        return []
+    empty: list[tuple[float, float]] = []
+    for i, (ts, targets) in enumerate(tl.routing):
+        if not targets:
+            nxt = tl.routing[i + 1][0] if i + 1 < len(tl.routing) else tl.t_end
+            empty.append((ts, nxt))
+    errs = [e for e in tl.elb_errors if e.get("reason") == NO_TARGETS and
+            any(a <= e["ts"] <= b for a, b in empty)]
+    if not errs:
+        return []
+    how = ("strategy Recreate" if facts.strategy == "Recreate" else
+           f"maxUnavailable {facts.max_unavailable_raw} resolves to {facts.max_unavailable} of "
+           f"{facts.replicas} replicas")
+    spans = ", ".join(f"{tl.at(a)} .. {tl.at(b)}" for a, b in empty)
+    return [Advice(
+        "max-unavailable",
+        "use strategy RollingUpdate with maxUnavailable: 0 and maxSurge: 1 (or more), so old "
+        "pods leave only as new ones serve",
+        f"the ALB had no target to route to ({spans}); {len(errs)} requests answered "
+        f"503 {NO_TARGETS}; {how}")]
+
+
+def _keep_alive(tl: _Timeline, facts: Facts) -> list[Advice]:
+    races = [e for e in tl.elb_errors if e.get("reason") == KEEPALIVE_RACE]
+    n = len(races) or sum(1 for r in tl.failed if r.elb_error == KEEPALIVE_RACE)
+    ka, idle = facts.keep_alive_timeout_seconds, facts.idle_timeout_seconds
+    if not n or (ka is not None and ka > idle):
+        return []
+    change = (f"raise the app's keep-alive timeout from {ka:g} s to more than the ALB idle "
+              f"timeout {idle:g} s" if ka is not None else
+              f"make the app's keep-alive timeout longer than the ALB idle timeout {idle:g} s "
+              "(the app's own timeout is not known to the check)")
+    when = (f" between {tl.at(races[0]['ts'])} and {tl.at(races[-1]['ts'])}" if races else "")
+    return [Advice("keep-alive", change,
+                   f"{n} requests failed with 502 {KEEPALIVE_RACE}{when}: the ALB sent them on "
+                   "reused connections the app had just closed")]
+
+
+def _rejected(tl: _Timeline) -> list[Advice]:
+    """4xx answered by the app itself (the ALB's own errors carry a reason), from before any
+    pod started terminating: the load sends requests the app refuses, whatever the rollout
+    does. Per request kind when the load mixes several (Record.req indexes load.requests)."""
+    app_4xx = [r for r in tl.failed if r.cls.startswith("4") and not r.elb_error]
+    if not app_4xx:
+        return []
+    first_term = min(tl.terminating.values(), default=tl.t_end)
+    if min(r.intended for r in app_4xx) >= first_term:
+        return []
+    by_kind = Counter((getattr(r, "req", 0), r.cls) for r in app_4xx)
+    kinds = ", ".join(f"{n} x {cls} for load.requests[{req}]"
+                      for (req, cls), n in by_kind.most_common())
+    return [Advice("load-requests", "fix the requests the load sends (load.requests: method, "
+                   "path, headers, body) or the app: it rejects them, rollout or not",
+                   f"{len(app_4xx)} requests answered 4xx by the app itself, the first at "
+                   f"{tl.at(min(r.intended for r in app_4xx))} before any pod terminated: "
+                   f"{kinds}")]
+
+
+def _unexplained(tl: _Timeline, terms: list[_Termination]) -> Advice:
+    seen = []
+    if tl.failed:
+        c = Counter(r.cls if not r.elb_error else f"{r.cls} {r.elb_error}" for r in tl.failed)
+        first = min(r.intended for r in tl.failed)
+        last = max(r.intended for r in tl.failed)
+        seen.append(f"{len(tl.failed)} failed requests ("
+                    + ", ".join(f"{k}:{n}" for k, n in c.most_common())
+                    + f") from {tl.at(first)} to {tl.at(last)}")
+    if tl.elb_errors:
+        seen.append(f"ALB errors {_classes(tl.elb_errors)}")
+    seen += [_describe(tl, t) for t in terms[:3]]
+    return Advice(UNEXPLAINED, "the timeline does not show which setting to change; no change "
+                  "suggested", "; ".join(seen) or "no failed request")
+
+
+def advise(report: Report, facts: Facts) -> list[Advice]:
+    """What to change when requests failed, whether the scenario expected them or not: a
+    failed run learns what to fix, and a bug reproduced on purpose shows that its errors point
+    at the fix its twin applies. [] when nothing failed or no verdict was asked for."""
+    if report.verdict is None:
+        return []
+    tl = _Timeline.of(report)
+    if not tl.failed and not tl.elb_errors:
+        return []  # the failure is not about dropped requests (a stall, a duration)
+    terms = _terminations(tl, facts)
+    out = (_prestop_and_grace(tl, facts, terms) + _gate(tl, facts, terms)
+           + _max_unavailable(tl, facts) + _keep_alive(tl, facts) + _rejected(tl))
+    return out or [_unexplained(tl, terms)]
