@@ -66,12 +66,6 @@ def listener_ports_in_use(endpoint_url: str) -> set[int]:
     return ports
 
 
-def healthy_count(endpoint_url: str, tg_arn: str) -> int:
-    elbv2, _ = clients(endpoint_url)
-    out = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
-    return sum(1 for t in out if t["TargetHealth"]["State"] == "healthy")
-
-
 def delete(setup: AlbSetup, endpoint_url: str) -> None:
     elbv2, _ = clients(endpoint_url)
     if setup.listener_arn:

@@ -267,10 +267,12 @@ def baseline(r: Run) -> None:
     clear_since: list[float] = []
     seen: list[diagnose.Diagnosis] = []
 
-    def look() -> diagnose.Diagnosis:
+    def look(states: list[diagnose.TargetState] | None = None) -> diagnose.Diagnosis:
         pods = core.list_namespaced_pod(r.ns).items
-        return diagnose.explain(sc, it.replicas, pods, diagnose.target_states(elbv2, tg_arn),
-                                probe_path=it.probe_path, target_port=it.target_port)
+        if states is None:
+            states = diagnose.target_states(elbv2, tg_arn)
+        return diagnose.explain(sc, it.replicas, pods, states, probe_path=it.probe_path,
+                                target_port=it.target_port)
 
     def reached() -> bool:
         states = diagnose.target_states(elbv2, tg_arn)
@@ -278,7 +280,7 @@ def baseline(r: Run) -> None:
                 rollout_done(r.apps, r.ns, it.replicas, it.deployment):
             return True
         if want == "healthy" and not sc.expect.rollout_stalls:  # a stall waits its deadline
-            why = look()
+            why = look(states)
             seen[:] = [why]
             if not why.clear:
                 clear_since.clear()
