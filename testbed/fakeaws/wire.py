@@ -7,7 +7,7 @@ sides import these types; neither imports the other's code.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 # Values ELBv2 accepts for `load_balancing.algorithm.type`:
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#modify-routing-algorithm
@@ -30,6 +30,15 @@ class HealthCheck(TypedDict):
     matcher: str  # "200", "200,202", "200-299"
 
 
+class Stickiness(TypedDict):
+    """A target group's `stickiness.*` attributes (only sent when `stickiness.enabled` is
+    true): https://docs.aws.amazon.com/elasticloadbalancing/latest/application/sticky-sessions.html"""
+
+    type: str  # "lb_cookie" | "app_cookie"
+    duration: float  # lb_cookie.duration_seconds or app_cookie.duration_seconds
+    cookie_name: str  # app_cookie.cookie_name ("" for lb_cookie)
+
+
 class TargetGroup(TypedDict):
     arn: str
     port: int
@@ -38,6 +47,7 @@ class TargetGroup(TypedDict):
     slow_start: float
     algorithm: str  # one of ALGORITHMS
     in_use: bool  # some listener (default action or rule) forwards to it
+    stickiness: NotRequired[Stickiness | None]  # absent or None: stickiness disabled
 
 
 class Listener(TypedDict):
@@ -45,6 +55,9 @@ class Listener(TypedDict):
     port: int
     forward: list[tuple[str, int]]  # (target group ARN, weight); JSON turns pairs into lists
     idle_timeout: float
+    # ForwardConfig.TargetGroupStickinessConfig of the default action: DurationSeconds when
+    # Enabled, absent or 0 when not.
+    group_stickiness: NotRequired[float]
 
 
 class Snapshot(TypedDict):

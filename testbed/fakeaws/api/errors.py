@@ -1,11 +1,35 @@
-"""AWS query-protocol errors and responses (the XML boto3 and the AWS CLI parse)."""
+"""AWS query-protocol errors and responses (the XML boto3 and the AWS CLI parse).
+
+Every answer to an ELBv2 request is one of these shapes, also for input that makes no sense:
+AWS's common errors (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/CommonErrors.html)
+are a 400 MissingAction / InvalidAction / ValidationError, or, for faults of the service
+itself, a 500 InternalFailure / 503 ServiceUnavailable, all as an XML ErrorResponse.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 NS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+# Characters XML 1.0 cannot carry at all, not even escaped (control characters, surrogates,
+# U+FFFE/U+FFFF): a message echoing such client input would make the answer unparseable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def escape(text: str) -> str:
+    """XML text: markup escaped, characters XML cannot carry shown as `\\xNN`."""
+    return _escape(_NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
+_NOT_XML_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xml_safe(body: bytes) -> bytes:
+    """moto's answer with the control characters XML cannot carry shown as `\\xNN` (moto
+    echoes client input, e.g. an unknown ARN, into its messages unfiltered)."""
+    return _NOT_XML_BYTES.sub(lambda m: f"\\x{m.group()[0]:02x}".encode(), body)
 
 
 class AwsError(Exception):
@@ -18,7 +42,9 @@ class AwsError(Exception):
         self.status = status
 
     def xml(self) -> bytes:
-        return (f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type>'
+        # Sender: the request is at fault (4xx); Receiver: the service is (5xx).
+        fault = "Receiver" if self.status >= 500 else "Sender"
+        return (f'<ErrorResponse xmlns="{NS}"><Error><Type>{fault}</Type>'
                 f"<Code>{escape(self.code)}</Code><Message>{escape(self.message)}</Message>"
                 f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
 
@@ -29,6 +55,52 @@ def validation(message: str) -> AwsError:
 
 def tg_not_found() -> AwsError:
     return AwsError("TargetGroupNotFound", "One or more target groups not found")
+
+
+def missing_action() -> AwsError:
+    return AwsError("MissingAction", "The request is missing an action or a required parameter")
+
+
+def not_modelled(action: str) -> AwsError:
+    """An ELBv2 action (botocore knows it) the fake does not implement: a clear 400 rather
+    than a made-up answer (InvalidAction is what a client would get for an action the
+    service lacks)."""
+    return AwsError("InvalidAction", f"The action {action} is valid for ELBv2 but not modelled "
+                                     "by the fake AWS (testbed)")
+
+
+def internal_failure(detail: str = "") -> AwsError:
+    return AwsError("InternalFailure", "The request processing has failed because of an "
+                    f"unknown error, exception or failure.{' ' + detail if detail else ''}", 500)
+
+
+def service_unavailable(detail: str = "") -> AwsError:
+    return AwsError("ServiceUnavailable", "The request has failed due to a temporary failure "
+                    f"of the server.{' ' + detail if detail else ''}", 503)
+
+
+def duplicate_load_balancer_name() -> AwsError:
+    return AwsError("DuplicateLoadBalancerName",
+                    "A load balancer with the same name exists, but with different settings")
+
+
+def duplicate_target_group_name() -> AwsError:
+    return AwsError("DuplicateTargetGroupName",
+                    "A target group with the same name exists, but with different settings")
+
+
+def renamed_response(xml: bytes, from_action: str, to_action: str) -> bytes:
+    """moto's answer to `from_action` as the answer to `to_action` (same result members,
+    e.g. DescribeTargetGroups -> CreateTargetGroup for an idempotent create)."""
+    return (xml.replace(f"<{from_action}".encode(), f"<{to_action}".encode())
+            .replace(f"</{from_action}".encode(), f"</{to_action}".encode()))
+
+
+def attributes_response(action: str, attrs: dict[str, str]) -> bytes:
+    """`<Attributes>` answer of Modify*Attributes / Describe*Attributes."""
+    items = "".join(f"<member><Key>{escape(k)}</Key><Value>{escape(str(v))}</Value></member>"
+                    for k, v in attrs.items())
+    return ok_response(action, f"<Attributes>{items}</Attributes>")
 
 
 def ok_response(action: str, result_xml: str = "") -> bytes:

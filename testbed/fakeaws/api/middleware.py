@@ -5,21 +5,40 @@ validation moto lacks, keeps the engine in sync after every ELBv2 change, and se
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode
+from xml.sax.saxutils import unescape
 
 from moto.core.model_instances import reset_model_data
+from moto.core.utils import camelcase_to_underscores
+from moto.elbv2.responses import ELBV2Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from testbed.fakeaws.api import moto_state, validation
 from testbed.fakeaws.api.engine_client import EngineClient
-from testbed.fakeaws.api.errors import AwsError, ok_response, target_health_xml, tg_not_found
+from testbed.fakeaws.api.errors import (
+    AwsError,
+    attributes_response,
+    duplicate_load_balancer_name,
+    duplicate_target_group_name,
+    internal_failure,
+    missing_action,
+    not_modelled,
+    ok_response,
+    renamed_response,
+    service_unavailable,
+    target_health_xml,
+    tg_not_found,
+    xml_safe,
+)
 from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL, FakeAwsSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +51,15 @@ SYNC_ACTIONS = frozenset({
     "DeleteRule", "SetRulePriorities", "CreateLoadBalancer", "DeleteLoadBalancer",
     "ModifyLoadBalancerAttributes",
 })
+VERSION = "2015-12-01"
+# Trust store (mTLS) actions, answered for an account without trust stores (moto lacks them).
+TRUST_STORE_ACTIONS = frozenset({
+    "DescribeTrustStores", "DescribeTrustStoreAssociations", "DescribeTrustStoreRevocations",
+    "GetTrustStoreCaCertificatesBundle", "GetTrustStoreRevocationContent", "ModifyTrustStore",
+    "DeleteTrustStore", "AddTrustStoreRevocations", "RemoveTrustStoreRevocations",
+})
+MARKERS_KEPT = 1000
+_NEXT_MARKER = re.compile(rb"<NextMarker>([^<]+)</NextMarker>")
 TRIM_EVERY = 500  # calls between clearing moto's class-level instance lists (memory bound)
 # Characters a query string passed on to the engine keeps as they are (RFC 3986 query
 # characters plus '%'); anything else (spaces, control characters) is percent-encoded.
@@ -57,43 +85,108 @@ class FakeAwsApp:
             "ModifyTargetGroup": self.modify_target_group,
             "ModifyTargetGroupAttributes": self.modify_target_group_attributes,
             "ModifyLoadBalancerAttributes": self.modify_lb_attributes,
+            "CreateLoadBalancer": self.create_load_balancer,
         }
+        # ELBv2 actions moto lacks that the fake answers itself (see docs "Errors and
+        # validation"); every other action moto lacks is refused with a clear 400.
+        self.unmodelled: dict[str, Callable[[dict[str, str], dict[str, Any], StartResponse],
+                                            Iterable[bytes]]] = {
+            action: self.trust_store_action for action in TRUST_STORE_ACTIONS}
+        # The parameters each target group / load balancer was created with (by ARN), for
+        # AWS's idempotent create: same name + same settings returns the existing one.
+        self.created: dict[str, dict[str, str]] = {}
+        # NextMarker values moto handed out (paging tokens a client may send back), newest
+        # MARKERS_KEPT.
+        self.markers: dict[str, None] = {}
 
-    # ---- dispatch --------------------------------------------------------------------------
+    # ---- dispatch ----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_testbed/"):
-            return self.testbed(path, environ, start_response)
+            try:
+                return self.testbed(path, environ, start_response)
+            except OSError as exc:  # the engine is gone or not answering
+                log.exception("testbed endpoint %s failed", path)
+                return _json(start_response, 503, {"error": f"engine unavailable: {exc}"})
         self.calls += 1
         if self.calls % TRIM_EVERY == 0:
             reset_model_data()
-        if environ.get("REQUEST_METHOD") == "POST" and _is_elbv2(environ):
-            body = _read_body(environ)
-            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-            action = form.get("Action", "")
-            try:
-                handler = self.handlers.get(action)
-                if handler is not None:
-                    return handler(form, environ, start_response)
-                if action in SYNC_ACTIONS:
-                    return self.moto_and_sync(form, environ, start_response)
-            except AwsError as err:
-                return _respond(start_response, err.status, err.xml(), "text/xml")
-        return self.moto(environ, start_response)
+        form = _elbv2_form(environ)
+        if form is None:
+            return self.moto(environ, start_response)
+        # One path for GET query strings and POST forms: AWS's query protocol accepts both.
+        try:
+            return self.elbv2(form, environ, start_response)
+        except AwsError as exc:
+            error = exc
+        except OSError as exc:  # engine control port unreachable
+            log.exception("ELBv2 %s: engine unavailable", form.get("Action"))
+            error = service_unavailable(f"(engine: {exc})")
+        except Exception:  # never an HTML page or a traceback: AWS's own 500 shape
+            log.exception("ELBv2 %s failed", form.get("Action"))
+            error = internal_failure()
+        return _respond(start_response, error.status, error.xml(), "text/xml")
+
+    def elbv2(self, form: dict[str, str], environ: dict[str, Any],
+              start_response: StartResponse) -> Iterable[bytes]:
+        action = form.get("Action", "")
+        if not action:
+            raise missing_action()
+        validation.check_model(action, form)  # InvalidAction, required, types, ranges
+        validation.arns(form)
+        validation.marker(form, self.markers)
+        handler = self.handlers.get(action)
+        if handler is not None:
+            return handler(form, environ, start_response)
+        if not _moto_has(action):
+            unmodelled = self.unmodelled.get(action)
+            if unmodelled is None:
+                raise not_modelled(action)
+            return unmodelled(form, environ, start_response)
+        if action in SYNC_ACTIONS:
+            return self.moto_and_sync(form, environ, start_response)
+        with self.lock:
+            status, headers, body = self.call_moto(form, environ)
+        start_response(status, headers)
+        return [body]
 
     def call_moto(self, form: dict[str, str], environ: dict[str, Any]
                   ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """moto's answer to `form`, always sent as a signed POST form (however the client
+        sent it); its crashes become InternalFailure (raised, so nothing is synced)."""
         data = urlencode(form).encode()
-        environ["wsgi.input"] = io.BytesIO(data)
-        environ["CONTENT_LENGTH"] = str(len(data))
+        env = dict(environ)
+        env.update({"REQUEST_METHOD": "POST", "QUERY_STRING": "",
+                    "CONTENT_TYPE": "application/x-www-form-urlencoded",
+                    "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data)})
+        if "/elasticloadbalancing/" not in env.get("HTTP_AUTHORIZATION", ""):
+            # moto picks the service from the signature's credential scope.
+            env["HTTP_AUTHORIZATION"] = (
+                f"AWS4-HMAC-SHA256 Credential=testing/20150830/{_region(environ)}/"
+                "elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=0")
         got: dict[str, Any] = {}
 
         def sr(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
             got["status"], got["headers"] = status, headers
 
-        body = b"".join(self.moto(environ, sr))
-        return got["status"], got["headers"], body
+        body = b"".join(self.moto(env, sr))
+        status = got["status"]
+        if int(status.split()[0]) >= 500 or not body.lstrip().startswith(b"<"):
+            log.error("moto failed action=%s status=%s body=%r", form.get("Action"), status,
+                      body[:300])
+            raise internal_failure()
+        safe = xml_safe(body)
+        headers = got["headers"]
+        if safe != body:
+            body = safe
+            headers = [(k, str(len(body)) if k.lower() == "content-length" else v)
+                       for k, v in headers]
+        for token in _NEXT_MARKER.findall(body):
+            self.markers[unescape(token.decode())] = None
+            while len(self.markers) > MARKERS_KEPT:
+                del self.markers[next(iter(self.markers))]
+        return status, headers, body
 
     def moto_and_sync(self, form: dict[str, str], environ: dict[str, Any],
                       start_response: StartResponse,
@@ -140,6 +233,9 @@ class FakeAwsApp:
         targets = validation.parse_targets(form, tg.target_type, tg.port)
         if any(p is None for _, p, _ in targets):
             raise validation.validation("A port must be specified")
+        if tg.target_type == "ip":
+            validation.target_ips([i for i, _, _ in targets], tg.ip_address_type or "ipv4",
+                                  moto_state.vpc_cidrs(tg.vpc_id, _region(environ)))
         code, _ = self.engine.call("POST", "/register", {
             "tg_arn": tg.arn, "targets": [[i, p, az] for i, p, az in targets]})
         if code == 404:  # group created but engine not synced yet (should not happen)
@@ -178,17 +274,69 @@ class FakeAwsApp:
     def create_target_group(self, form: dict[str, str], environ: dict[str, Any],
                             start_response: StartResponse) -> Iterable[bytes]:
         values = validation.health_check_params(form, self.settings.min_health_check_interval)
-        self._rewrite_fast(form, values)
+        validation.health_check_rules(form, form.get("Protocol"),
+                                      form.get("TargetType", "instance"))
         name = form.get("Name", "")
+        region = _region(environ)
+        asked = _settings_of(form)
+        with self.lock:
+            existing = moto_state.target_group_named(name, region)
+            if existing is not None:
+                # CreateTargetGroup: "If you attempt to create multiple target groups with
+                # the same settings, each call succeeds."
+                # https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html
+                if self.created.get(existing.arn) != asked:
+                    raise duplicate_target_group_name()
+                return self.existing_as_created(
+                    "DescribeTargetGroups", "TargetGroupArns.member.1", existing.arn,
+                    "CreateTargetGroup", environ, start_response)
+            self._rewrite_fast(form, values)
 
-        def remember() -> None:
-            if values:
-                for be in moto_state.backends():
-                    for tg in be.target_groups.values():
-                        if tg.name == name:
-                            self.overrides[tg.arn] = dict(values)
+            def remember() -> None:
+                tg = moto_state.target_group_named(name, region)
+                if tg is not None:
+                    self.created[tg.arn] = asked
+                    if values:
+                        self.overrides[tg.arn] = dict(values)
 
-        return self.moto_and_sync(form, environ, start_response, remember)
+            return self.moto_and_sync(form, environ, start_response, remember)
+
+    def create_load_balancer(self, form: dict[str, str], environ: dict[str, Any],
+                             start_response: StartResponse) -> Iterable[bytes]:
+        name = form.get("Name", "")
+        validation.lb_name(name)
+        region = _region(environ)
+        asked = _settings_of(form)
+        with self.lock:
+            existing = moto_state.load_balancer_named(name, region)
+            if existing is not None:
+                # CreateLoadBalancer: "If you attempt to create multiple load balancers with
+                # the same settings, each call succeeds."; otherwise DuplicateLoadBalancerName.
+                # https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateLoadBalancer.html
+                if self.created.get(existing.arn) != asked:
+                    raise duplicate_load_balancer_name()
+                return self.existing_as_created(
+                    "DescribeLoadBalancers", "LoadBalancerArns.member.1", existing.arn,
+                    "CreateLoadBalancer", environ, start_response)
+            azs = moto_state.subnet_azs(validation.lb_subnet_ids(form), region)
+            if azs is not None:  # an unknown subnet: moto answers SubnetNotFound
+                validation.lb_subnets(azs, form.get("Type", "application"))
+
+            def remember() -> None:
+                lb = moto_state.load_balancer_named(name, region)
+                if lb is not None:
+                    self.created[lb.arn] = asked
+
+            return self.moto_and_sync(form, environ, start_response, remember)
+
+    def existing_as_created(self, describe: str, key: str, arn: str, create: str,
+                            environ: dict[str, Any], start_response: StartResponse
+                            ) -> Iterable[bytes]:
+        """An idempotent create's answer: the existing resource, as Describe* shows it."""
+        status, headers, body = self.call_moto(
+            {"Action": describe, "Version": VERSION, key: arn}, environ)
+        start_response(status, [(k, v) for k, v in headers if k.lower() != "content-length"])
+        return [renamed_response(body, describe, create)]
 
     def modify_target_group(self, form: dict[str, str], environ: dict[str, Any],
                             start_response: StartResponse) -> Iterable[bytes]:
@@ -200,9 +348,13 @@ class FakeAwsApp:
         form_p.setdefault("Protocol", tg.protocol or "HTTP")
         values = validation.health_check_params(
             form_p, self.settings.min_health_check_interval, current)
+        validation.health_check_rules(form, tg.protocol, tg.target_type)
+        changed = {k: v for k, v in _settings_of(form).items() if k != "TargetGroupArn"}
         self._rewrite_fast(form, values)
 
         def remember() -> None:
+            if tg.arn in self.created:  # an identical create must match the new settings
+                self.created[tg.arn] = {**self.created[tg.arn], **changed}
             if values:
                 self.overrides.setdefault(tg.arn, {}).update(values)
             if "HealthCheckIntervalSeconds" in form and "interval" not in values:
@@ -213,7 +365,8 @@ class FakeAwsApp:
     def modify_target_group_attributes(self, form: dict[str, str], environ: dict[str, Any],
                                        start_response: StartResponse) -> Iterable[bytes]:
         tg = self._tg(form)
-        attrs = validation.tg_attributes(form, {k: str(v) for k, v in tg.attributes.items()})
+        attrs = validation.tg_attributes(form, {k: str(v) for k, v in tg.attributes.items()},
+                                         tg.protocol)
         # moto rejects the valid 3600 (range(0, 3600)); hand it a valid value, then set ours.
         key = "deregistration_delay.timeout_seconds"
         for k, _v in list(form.items()):
@@ -224,7 +377,28 @@ class FakeAwsApp:
             for k, v in attrs.items():
                 tg.attributes[k] = v
 
-        return self.moto_and_sync(form, environ, start_response, apply)
+        with self.lock:
+            status, headers, body = self.call_moto(form, environ)
+            if not status.startswith("200"):
+                start_response(status, headers)
+                return [body]
+            apply()
+            self.sync()
+        # Echo what is stored (moto's answer shows the placeholder it was given).
+        return _respond(start_response, 200, attributes_response(
+            "ModifyTargetGroupAttributes", {k: tg.attributes[k] for k in attrs}), "text/xml")
+
+    def trust_store_action(self, form: dict[str, str], environ: dict[str, Any],
+                           start_response: StartResponse) -> Iterable[bytes]:
+        """Trust stores (mTLS) are not modelled and cannot be created here, so the account
+        has none: DescribeTrustStores lists nothing, any named one is TrustStoreNotFound,
+        as AWS answers for an account without trust stores."""
+        action = form["Action"]
+        if action == "DescribeTrustStores" and not (
+                validation.members(form, "Names") or validation.members(form, "TrustStoreArns")):
+            return _respond(start_response, 200, ok_response(action, "<TrustStores/>"),
+                            "text/xml")
+        raise AwsError("TrustStoreNotFound", "One or more trust stores not found")
 
     def modify_lb_attributes(self, form: dict[str, str], environ: dict[str, Any],
                              start_response: StartResponse) -> Iterable[bytes]:
@@ -265,6 +439,7 @@ class FakeAwsApp:
             with self.lock:
                 moto_api_backend.reset()
                 self.overrides.clear()
+                self.created.clear()
                 code, raw = self.engine.raw("POST", "/reset")
             return _respond(start_response, code, raw, "application/json")
         if path == "/_testbed/healthz":
@@ -281,6 +456,44 @@ class FakeAwsApp:
         return _json(start_response, 404, {"error": f"no route {path}"})
 
 
+def _elbv2_form(environ: dict[str, Any]) -> dict[str, str] | None:
+    """The query-protocol parameters of an ELBv2 request (query string and, for POST, the
+    form body, merged), or None when the request is for another service. ELBv2: signed for
+    `elasticloadbalancing`, or unsigned with Version=2015-12-01."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    query = environ.get("QUERY_STRING", "")
+    if auth and "/elasticloadbalancing/" not in auth:
+        return None
+    body = b""
+    if environ.get("REQUEST_METHOD") == "POST" and (
+            auth or VERSION in query
+            or environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")):
+        body = _read_body(environ)
+    form = dict(parse_qsl(query, keep_blank_values=True))
+    form.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if not auth and form.get("Version") != VERSION:
+        return None
+    return form
+
+
+def _region(environ: dict[str, Any]) -> str:
+    """The region of the signature's credential scope (`Credential=AK/DATE/REGION/...`);
+    us-east-1 for unsigned requests."""
+    scope = environ.get("HTTP_AUTHORIZATION", "").partition("Credential=")[2].split("/")
+    return scope[2] if len(scope) > 3 and scope[2] else "us-east-1"
+
+
+@functools.cache
+def _moto_has(action: str) -> bool:
+    return hasattr(ELBV2Response, camelcase_to_underscores(action))
+
+
+def _settings_of(form: dict[str, str]) -> dict[str, str]:
+    """A create call's settings as compared for idempotency (the request, not its
+    envelope)."""
+    return {k: v for k, v in form.items() if k not in ("Action", "Version")}
+
+
 def _self_stats(calls: int) -> dict[str, Any]:
     rss_kb = 0
     try:
@@ -293,20 +506,15 @@ def _self_stats(calls: int) -> dict[str, Any]:
     return {"calls": calls, "rss_kb": rss_kb}
 
 
-def _is_elbv2(environ: dict[str, Any]) -> bool:
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    if auth:
-        return "/elasticloadbalancing/" in auth
-    return "2015-12-01" in environ.get("QUERY_STRING", "")
-
-
 def _read_body(environ: dict[str, Any]) -> bytes:
     try:
         n = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         n = 0
-    body = environ["wsgi.input"].read(n) if n else b""
-    environ["wsgi.input"] = io.BytesIO(body)
+    if not n:
+        return b""  # nothing announced: leave the stream as it is for whoever reads it
+    body = environ["wsgi.input"].read(n)
+    environ["wsgi.input"] = io.BytesIO(body)  # moto (or the engine) reads it again
     return body
 
 

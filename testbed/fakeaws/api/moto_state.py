@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
 
 from testbed.fakeaws import wire
@@ -27,6 +28,58 @@ def find_target_group(arn: str) -> Any | None:
     return None
 
 
+def _in_region(backend_dict: Any, region: str) -> list[Any]:
+    """The backends of `region` in every account (indexing creates a region's backend
+    lazily, which is harmless: it starts empty)."""
+    return [regions[region] for _account, regions in list(backend_dict.items())
+            if region in regions]
+
+
+def load_balancer_named(name: str, region: str) -> Any | None:
+    """The load balancer called `name` in `region` (any account), if any."""
+    for be in _in_region(elbv2_backends, region):
+        for lb in list(be.load_balancers.values()):
+            if lb.name == name:
+                return lb
+    return None
+
+
+def target_group_named(name: str, region: str) -> Any | None:
+    """The target group called `name` in `region` (any account), if any."""
+    for be in _in_region(elbv2_backends, region):
+        for tg in list(be.target_groups.values()):
+            if tg.name == name:
+                return tg
+    return None
+
+
+def subnet_azs(subnet_ids: list[str], region: str) -> list[str] | None:
+    """The Availability Zone of each subnet; None when one is unknown (moto then answers
+    with its own not-found error)."""
+    azs = []
+    for sid in subnet_ids:
+        found = None
+        for be in _in_region(ec2_backends, region):
+            for per_zone in list(be.subnets.values()):
+                if sid in per_zone:
+                    found = str(per_zone[sid].availability_zone)
+        if found is None:
+            return None
+        azs.append(found)
+    return azs
+
+
+def vpc_cidrs(vpc_id: str | None, region: str) -> list[str]:
+    """The IPv4 and IPv6 CIDR blocks of a VPC ([] when unknown)."""
+    for be in _in_region(ec2_backends, region):
+        vpc = be.vpcs.get(vpc_id) if vpc_id else None
+        if vpc is not None:
+            return [str(c["cidr_block"]) for c in (
+                vpc.get_cidr_block_association_set(ipv6=False)
+                + vpc.get_cidr_block_association_set(ipv6=True)) if c.get("cidr_block")]
+    return []
+
+
 def _forwards(action: Any) -> list[tuple[str, int]]:
     data = getattr(action, "data", None) or {}
     if data.get("Type") != "forward":
@@ -35,6 +88,36 @@ def _forwards(action: Any) -> list[tuple[str, int]]:
         return [(data["TargetGroupArn"], 1)]
     groups = (data.get("ForwardConfig") or {}).get("TargetGroups") or []
     return [(g["TargetGroupArn"], int(g.get("Weight", 1))) for g in groups]
+
+
+def _group_stickiness(action: Any) -> float:
+    """ForwardConfig.TargetGroupStickinessConfig: DurationSeconds when enabled, else 0."""
+    cfg = ((getattr(action, "data", None) or {}).get("ForwardConfig") or {}).get(
+        "TargetGroupStickinessConfig") or {}
+    if str(cfg.get("Enabled", "false")).lower() != "true":
+        return 0.0
+    return _number(cfg.get("DurationSeconds"), 3600.0)
+
+
+def _number(value: Any, default: float) -> float:
+    """A positive number from moto's stored value, else `default` (odd values never fail a
+    snapshot)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return default
+    return f if f > 0 else default
+
+
+def _stickiness(attrs: dict[str, Any]) -> wire.Stickiness | None:
+    """The `stickiness.*` target group attributes when enabled (cookie types only)."""
+    kind = str(attrs.get("stickiness.type", "lb_cookie"))
+    if str(attrs.get("stickiness.enabled", "false")).lower() != "true" or kind not in (
+            "lb_cookie", "app_cookie"):
+        return None
+    return {"type": kind,
+            "duration": _number(attrs.get(f"stickiness.{kind}.duration_seconds"), 86400.0),
+            "cookie_name": str(attrs.get("stickiness.app_cookie.cookie_name", ""))}
 
 
 def snapshot(overrides: dict[str, dict[str, float]]) -> wire.Snapshot:
@@ -47,15 +130,18 @@ def snapshot(overrides: dict[str, dict[str, float]]) -> wire.Snapshot:
             idle = float(lb.attrs.get("idle_timeout.timeout_seconds", 60) or 60)
             for lst in list(lb.listeners.values()):
                 forward = []
+                group_stickiness = 0.0
                 for act in lst.default_actions:
                     forward += _forwards(act)
+                    group_stickiness = max(group_stickiness, _group_stickiness(act))
                 for rule in list(getattr(lst, "_non_default_rules", {}).values()):
                     for act in getattr(rule, "actions", []):
                         used.update(arn for arn, _ in _forwards(act))
                 used.update(arn for arn, _ in forward)
                 if forward and (lst.protocol or "HTTP") == "HTTP":
                     listeners.append({"arn": lst.arn, "port": int(lst.port),
-                                      "forward": forward, "idle_timeout": idle})
+                                      "forward": forward, "idle_timeout": idle,
+                                      "group_stickiness": group_stickiness})
         for tg in list(be.target_groups.values()):
             ov = overrides.get(tg.arn, {})
             attrs = tg.attributes
@@ -77,5 +163,6 @@ def snapshot(overrides: dict[str, dict[str, float]]) -> wire.Snapshot:
                 "slow_start": float(attrs.get("slow_start.duration_seconds", 0)),
                 "algorithm": str(attrs.get("load_balancing.algorithm.type", "round_robin")),
                 "in_use": tg.arn in used,
+                "stickiness": _stickiness(attrs),
             })
     return {"target_groups": groups, "listeners": listeners}

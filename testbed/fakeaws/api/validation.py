@@ -1,14 +1,22 @@
-"""AWS input validation that moto lacks or gets wrong (ranges, IPs, attribute values).
+"""AWS input validation that moto lacks or gets wrong: the botocore model (required members,
+types, enums, ranges), ARNs, target IPs, subnets, health check and attribute rules.
 
 Works on the flat query-protocol form (e.g. `Targets.member.1.Id`). Every check raises an
-AwsError with the code real ELBv2 returns for that input.
+AwsError with the code real ELBv2 returns for that input, before moto sees the call, so a
+rejected call changes nothing. The list of rules with their sources: docs/fakeaws.md
+"Errors and validation".
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Container, Mapping
+from typing import Any
+
+import botocore.loaders
 
 from testbed.fakeaws.api.errors import AwsError, validation
 from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL
@@ -144,13 +152,16 @@ def _matcher(spec: str) -> None:
                        "200 | 200-399 | 200,201") from exc
 
 
-def tg_attributes(form: dict[str, str], current: Mapping[str, str]) -> dict[str, str]:
+def tg_attributes(form: dict[str, str], current: Mapping[str, str],
+                  protocol: str | None = None) -> dict[str, str]:
     """Attributes.member.N.{Key,Value} -> dict, validated together with the group's
-    `current` attributes (combinations AWS refuses are checked on the result)."""
+    `current` attributes (combinations AWS refuses are checked on the result) and its
+    `protocol` (attributes only Network Load Balancers support)."""
     attrs = {m.get("Key", ""): m.get("Value", "") for m in members(form, "Attributes")}
     for key in attrs:
         if key not in TG_ATTRIBUTES:
             raise validation(f"Target group attribute key '{key}' is not recognized")
+    tg_attribute_values(attrs, protocol)
     if "deregistration_delay.timeout_seconds" in attrs:
         raw = attrs["deregistration_delay.timeout_seconds"]
         if not raw.isdigit() or not 0 <= int(raw) <= 3600:
@@ -199,3 +210,309 @@ def lb_attributes(form: dict[str, str]) -> dict[str, str]:
     if "idle_timeout.timeout_seconds" in attrs:
         _number("idle_timeout.timeout_seconds", attrs["idle_timeout.timeout_seconds"], 1, 4000)
     return attrs
+
+
+# ---- the botocore model: required members, types, enums, ranges ---------------------------
+# Source of these rules: botocore's ELBv2 model (`botocore/data/elbv2/2015-12-01/
+# service-2.json`), the same description the AWS SDKs are generated from. AWS's query API
+# applies it server side with these messages ("1 validation error detected: ...").
+
+# Members whose model minimum the fake widens on purpose: with a lowered
+# --min-health-check-interval (fast tests, scenarios) intervals below 5 s, timeouts below 2 s
+# and fractions are accepted; health_check_params() checks them against the server's setting.
+MODEL_EXEMPT = frozenset({"HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds"})
+
+# Bounds the model states only in prose (documentation), by shape name.
+MODEL_EXTRA_BOUNDS: dict[str, tuple[int, int]] = {
+    # TargetGroupTuple.Weight: "The range is 0 to 999."
+    # https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupTuple.html
+    "TargetGroupWeight": (0, 999),
+}
+
+
+# Members the model leaves optional but without which the call means nothing (moto fails
+# on them with a KeyError, found by the fuzz suite); AWS's answer is not documented, so
+# the usual "Value null" ValidationError. By shape name.
+MODEL_EXTRA_REQUIRED: dict[str, frozenset[str]] = {
+    # SetRulePriorities: each pair names a rule and its new priority.
+    "RulePriorityPair": frozenset({"RuleArn", "Priority"}),
+    # CreateLoadBalancer / SetSubnets: a mapping is for a subnet.
+    "SubnetMapping": frozenset({"SubnetId"}),
+    # Modify*Attributes: an attribute is a key and its value.
+    "LoadBalancerAttribute": frozenset({"Key", "Value"}),
+    "TargetGroupAttribute": frozenset({"Key", "Value"}),
+    "ListenerAttribute": frozenset({"Key", "Value"}),
+}
+
+
+@functools.cache
+def service_model() -> dict[str, Any]:
+    """botocore's ELBv2 service model (loaded once; botocore ships with boto3)."""
+    model: dict[str, Any] = botocore.loaders.create_loader().load_service_model(
+        "elbv2", "service-2")
+    return model
+
+
+def operations() -> frozenset[str]:
+    return frozenset(service_model()["operations"])
+
+
+def _camel(name: str) -> str:
+    """AWS names members in validation messages lowerCamel: `TargetGroupArn` ->
+    `targetGroupArn`."""
+    return name[:1].lower() + name[1:]
+
+
+def _present(form: Mapping[str, str], key: str) -> bool:
+    lead = key + "."
+    return key in form or any(k.startswith(lead) for k in form)
+
+
+def _constraint(value: str, where: str, rule: str) -> AwsError:
+    return validation(f"1 validation error detected: Value '{value}' at '{where}' failed to "
+                      f"satisfy constraint: {rule}")
+
+
+def check_model(action: str, form: Mapping[str, str]) -> None:
+    """Check `form` against the model's input shape for `action`: unknown action
+    (InvalidAction), required members missing, integers/booleans that are not, enum values,
+    numeric and length bounds. Members the model does not know are ignored (as AWS does)."""
+    op = service_model()["operations"].get(action)
+    if op is None:
+        # AWS common error: https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/CommonErrors.html
+        raise AwsError("InvalidAction",
+                       f"The action {action} is not valid for this web service.")
+    shape = op.get("input", {}).get("shape")
+    if shape:
+        _check_shape(form, shape, "", "")
+
+
+def _check_shape(form: Mapping[str, str], shape_name: str, key: str, where: str) -> None:
+    shapes = service_model()["shapes"]
+    shape = shapes[shape_name]
+    kind = shape["type"]
+    if kind == "structure":
+        required = set(shape.get("required", ())) | MODEL_EXTRA_REQUIRED.get(shape_name,
+                                                                             frozenset())
+        for name, member in shape.get("members", {}).items():
+            sub = f"{key}.{name}" if key else name
+            sub_where = f"{where}.{_camel(name)}" if where else _camel(name)
+            if not _present(form, sub):
+                if name in required:
+                    raise validation(f"1 validation error detected: Value null at "
+                                     f"'{sub_where}' failed to satisfy constraint: Member "
+                                     "must not be null")
+                continue
+            if name in MODEL_EXEMPT:
+                continue
+            _check_shape(form, member["shape"], sub, sub_where)
+        return
+    if kind == "list":
+        lead = key + ".member."
+        indexes = sorted({int(i) for k in form if k.startswith(lead)
+                          for i in [k[len(lead):].partition(".")[0]] if i.isdigit()})
+        for i in indexes:
+            _check_shape(form, shape["member"]["shape"], f"{lead}{i}", f"{where}.{i}.member")
+        return
+    if kind == "map":
+        return  # only OIDC/Cognito extra params; free-form strings
+    raw = form.get(key)
+    if raw is None:
+        return  # only sub-keys (`Port.x=1`): not a value of this member, ignored like AWS
+    if kind in ("integer", "long"):
+        try:
+            num = int(raw)
+        except ValueError:
+            raise _constraint(raw, where, "Member must be a number") from None
+        lo = shape.get("min", MODEL_EXTRA_BOUNDS.get(shape_name, (None, None))[0])
+        hi = shape.get("max", MODEL_EXTRA_BOUNDS.get(shape_name, (None, None))[1])
+        if lo is not None and num < lo:
+            raise _constraint(raw, where, f"Member must have value greater than or equal to {lo}")
+        if hi is not None and num > hi:
+            raise _constraint(raw, where, f"Member must have value less than or equal to {hi}")
+    elif kind == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise _constraint(raw, where, "Member must be a boolean (true or false)")
+    elif kind == "string":
+        if "enum" in shape and raw not in shape["enum"]:
+            raise _constraint(raw, where, "Member must satisfy enum value set: "
+                                          f"[{', '.join(shape['enum'])}]")
+        if "min" in shape and len(raw) < shape["min"]:
+            raise _constraint(raw, where, "Member must have length greater than or equal to "
+                                          f"{shape['min']}")
+        if "max" in shape and len(raw) > shape["max"]:
+            raise _constraint(raw, where, "Member must have length less than or equal to "
+                                          f"{shape['max']}")
+
+
+# ---- paging ------------------------------------------------------------------------------
+def marker(form: Mapping[str, str], issued: Container[str]) -> None:
+    """`Marker` is opaque: only one the service handed out (a `NextMarker`) is valid (moto
+    fails with a ValueError on others, found by the fuzz suite)."""
+    value = form.get("Marker")
+    if value is not None and value not in issued:
+        raise validation(f"The marker '{value}' is not valid")
+
+
+# ---- ARNs -----------------------------------------------------------------------------------
+# A malformed ARN is a ValidationError ("'x' is not a valid target group ARN"), a well-formed
+# one that names nothing is <Kind>NotFound (moto's / our not-found paths). Format:
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_elasticloadbalancingv2.html#elasticloadbalancingv2-resources-for-iam-policies
+_ARN_HEAD = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
+_ID = r"[0-9a-f]+"
+_NAME = r"[A-Za-z0-9-]{1,32}"
+ARN_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    # member name (also the singular of a list member, e.g. TargetGroupArns) -> format, noun
+    "TargetGroupArn": (re.compile(_ARN_HEAD + rf"targetgroup/{_NAME}/{_ID}$"), "target group"),
+    "LoadBalancerArn": (re.compile(_ARN_HEAD + rf"loadbalancer/(app|net|gwy)/{_NAME}/{_ID}$"),
+                        "load balancer"),
+    "ListenerArn": (re.compile(_ARN_HEAD + rf"listener/(app|net|gwy)/{_NAME}/{_ID}/{_ID}$"),
+                    "listener"),
+    "RuleArn": (re.compile(_ARN_HEAD + rf"listener-rule/(app|net|gwy)/{_NAME}/{_ID}/{_ID}/{_ID}$"),
+                "listener rule"),
+}
+
+
+def arns(form: Mapping[str, str]) -> None:
+    """Every `...TargetGroupArn`, `TargetGroupArns.member.N` (and the load balancer,
+    listener and rule equivalents) in the form must be well formed."""
+    for key, value in form.items():
+        parts = key.split(".")
+        last = parts[-1]
+        if last.isdigit() and len(parts) >= 3 and parts[-2] == "member":
+            last = parts[-3][:-1] if parts[-3].endswith("Arns") else ""
+        rule = ARN_RULES.get(last)
+        if rule is not None and not rule[0].match(value):
+            raise validation(f"'{value}' is not a valid {rule[1]} ARN")
+
+
+# ---- targets: which IPs an ip target group accepts -------------------------------------------
+# CreateTargetGroup, TargetType: "you can specify IP addresses from the subnets of the virtual
+# private cloud (VPC) for the target group, the RFC 1918 range (10.0.0.0/8, 172.16.0.0/12, and
+# 192.168.0.0/16), and the RFC 6598 range (100.64.0.0/10). You can't specify publicly routable
+# IP addresses." https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html
+PRIVATE_RANGES = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+# Not AWS: the fake's own tests and benchmark run their targets on loopback, the only
+# address a test process can bind without setting up interfaces. AWS refuses 127.0.0.0/8.
+TESTBED_RANGES = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+def target_ips(ids: list[str], ip_address_type: str, vpc_cidrs: list[str]) -> None:
+    """RegisterTargets on an ip target group: family of the group, and (IPv4) inside the
+    VPC, a private range, or loopback (testbed)."""
+    nets = [ipaddress.ip_network(c, strict=False) for c in vpc_cidrs]
+    for tid in ids:
+        ip = ipaddress.ip_address(tid)  # parse_targets checked it
+        if ip_address_type == "ipv6":
+            if ip.version != 6:
+                raise validation(f"The IP address '{tid}' is not a valid IPv6 address")
+            continue
+        if ip.version != 4:
+            raise validation(f"The IP address '{tid}' is not a valid IPv4 address")
+        if not any(ip in n for n in (*nets, *PRIVATE_RANGES, *TESTBED_RANGES)):
+            raise validation(f"The IP address '{tid}' is not in the target group's VPC CIDR, "
+                             "the RFC 1918 range or the RFC 6598 range; publicly routable IP "
+                             "addresses cannot be targets")
+
+
+# ---- load balancers ---------------------------------------------------------------------------
+_LB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+
+
+def lb_name(name: str) -> None:
+    """CreateLoadBalancer, Name: "must have a maximum of 32 characters, must contain only
+    alphanumeric characters or hyphens, must not begin or end with a hyphen, and must not
+    begin with "internal-"." (moto accepts any name; found by the fuzz suite)
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateLoadBalancer.html"""
+    if not _LB_NAME.match(name) or name.startswith("internal-"):
+        raise validation(f"Load balancer name '{name}' must have a maximum of 32 "
+                         "alphanumeric characters or hyphens, must not begin or end with a "
+                         "hyphen, and must not begin with 'internal-'")
+
+
+def lb_subnets(subnet_azs: list[str], lb_type: str) -> None:
+    """CreateLoadBalancer, Subnets: "[Application Load Balancers] You must specify subnets
+    from at least two Availability Zones."
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateLoadBalancer.html"""
+    if lb_type == "application" and len(set(subnet_azs)) < 2:
+        raise validation("At least two subnets in two different Availability Zones must be "
+                         "specified")
+
+
+def lb_subnet_ids(form: Mapping[str, str]) -> list[str]:
+    """The subnets of a CreateLoadBalancer / SetSubnets form (Subnets or SubnetMappings)."""
+    return ([m for m in (form[k] for k in sorted(form) if k.startswith("Subnets.member."))]
+            + [m.get("SubnetId", "") for m in members(dict(form), "SubnetMappings")])
+
+
+# ---- target group health checks -----------------------------------------------------------------
+# CreateTargetGroup: HealthCheckEnabled "If the target type is instance, ip, or alb, health
+# checks are always enabled and can't be disabled."; HealthCheckProtocol "The TCP protocol is
+# not supported for health checks if the protocol of the target group is HTTP or HTTPS."
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html
+ALWAYS_CHECKED_TARGET_TYPES = frozenset({"instance", "ip", "alb"})
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTPS"})
+
+
+def health_check_rules(form: Mapping[str, str], protocol: str | None, target_type: str
+                       ) -> None:
+    """The health check rules that depend on the group (its protocol and target type), for
+    CreateTargetGroup (from the form) and ModifyTargetGroup (from the group)."""
+    enabled = form.get("HealthCheckEnabled")
+    if enabled is not None and enabled.lower() == "false" \
+            and target_type in ALWAYS_CHECKED_TARGET_TYPES:
+        raise validation("Health checks cannot be disabled for target groups with target "
+                         f"type '{target_type}'")
+    hc_protocol = form.get("HealthCheckProtocol")
+    if hc_protocol is not None and protocol in HTTP_PROTOCOLS \
+            and hc_protocol not in HTTP_PROTOCOLS:
+        raise validation(f"Health check protocol '{hc_protocol}' is not supported for target "
+                         f"groups with the {protocol} protocol")
+    path = form.get("HealthCheckPath")
+    if path is not None and not path.startswith("/"):
+        # HealthCheckPath is an absolute request path (model: Path, 1-1024 characters).
+        raise validation(f"Health check path '{path}' must begin with a '/' character")
+
+
+# ---- target group attributes: values by key -----------------------------------------------------
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupAttribute.html
+BOOLEAN_TG_ATTRIBUTES = frozenset({
+    "stickiness.enabled", "deregistration_delay.connection_termination.enabled",
+    "waf.fail_open.enabled", "lambda.multi_value_headers.enabled", "preserve_client_ip.enabled",
+    "proxy_protocol_v2.enabled", "target_health_state.unhealthy.connection_termination.enabled",
+})
+# "The following attributes are supported only by Network Load Balancers" (same page).
+NLB_ONLY_TG_ATTRIBUTES = frozenset({
+    "deregistration_delay.connection_termination.enabled", "preserve_client_ip.enabled",
+    "proxy_protocol_v2.enabled", "target_health_state.unhealthy.connection_termination.enabled",
+    "target_health_state.unhealthy.draining_interval_seconds",
+})
+# Integer attributes and their range (same page: "The range is 1 second to 1 week (604800
+# seconds)"); deregistration delay and slow start have their own messages in tg_attributes.
+RANGED_TG_ATTRIBUTES: dict[str, tuple[int, int]] = {
+    "stickiness.lb_cookie.duration_seconds": (1, 604800),
+    "stickiness.app_cookie.duration_seconds": (1, 604800),
+}
+# "stickiness.type - ... For Application Load Balancers, the possible values are lb_cookie
+# and app_cookie." (same page)
+ALB_STICKINESS_TYPES = ("lb_cookie", "app_cookie")
+
+
+def tg_attribute_values(attrs: Mapping[str, str], protocol: str | None) -> None:
+    """Per-key value rules (table above) for the attributes of one call."""
+    for key, value in attrs.items():
+        if key in BOOLEAN_TG_ATTRIBUTES and value not in ("true", "false"):
+            raise validation(f"'{key}' value '{value}' must be one of [true, false]")
+        if key in RANGED_TG_ATTRIBUTES:
+            lo, hi = RANGED_TG_ATTRIBUTES[key]
+            if not value.isdigit() or not lo <= int(value) <= hi:
+                raise validation(f"'{key}' value '{value}' must be between '{lo}-{hi}' "
+                                 "inclusive")
+        if protocol in HTTP_PROTOCOLS and key in NLB_ONLY_TG_ATTRIBUTES:
+            raise validation(f"Target group attribute key '{key}' is not supported for target "
+                             f"groups with the {protocol} protocol")
+    stype = attrs.get("stickiness.type")
+    if stype is not None and protocol in HTTP_PROTOCOLS and stype not in ALB_STICKINESS_TYPES:
+        raise validation(f"'stickiness.type' value '{stype}' must be one of "
+                         f"[{', '.join(ALB_STICKINESS_TYPES)}]")

@@ -21,7 +21,7 @@ class Candidate(Protocol):
     @property
     def in_flight(self) -> int: ...
     @property
-    def healthy_since(self) -> float | None: ...  # None while not healthy
+    def slow_start_since(self) -> float | None: ...  # None: not in slow start mode
 
 
 C = TypeVar("C", bound=Candidate)
@@ -34,9 +34,12 @@ class Picker(Protocol):
 
 
 class RoundRobin:
-    """In turn. With slow start, a target that became healthy less than `slow_start` seconds
-    ago gets a weight ramping linearly from 0 to 1 (the others 1) and the choice is random by
-    weight; AWS skips slow start when no healthy target is outside it, and so does this."""
+    """In turn. With slow start, a target in slow start mode (`slow_start_since` set by the
+    store when it became healthy while slow start was enabled; never for targets already
+    healthy when slow start was enabled, as AWS documents) that entered it less than
+    `slow_start` seconds ago gets a weight ramping linearly from 0 to 1 (the others 1) and the
+    choice is random by weight; AWS skips slow start when no healthy target is outside it,
+    and so does this."""
 
     def __init__(self, slow_start: float = 0.0, rng: random.Random | None = None) -> None:
         self.slow_start = slow_start
@@ -51,9 +54,9 @@ class RoundRobin:
         return candidates[next(self._turn) % len(candidates)]
 
     def weight(self, c: Candidate, now: float) -> float:
-        if c.healthy_since is None:
+        if c.slow_start_since is None:
             return 1.0
-        frac = (now - c.healthy_since) / self.slow_start
+        frac = (now - c.slow_start_since) / self.slow_start
         # Never exactly 0: a target just out of its first check still gets the odd request.
         return 1.0 if frac >= 1 else max(frac, 0.01)
 
@@ -81,6 +84,17 @@ class WeightedRandom:
 
     def pick(self, candidates: Sequence[C], now: float) -> C:
         return self.rng.choice(candidates)
+
+
+def pick_weighted(items: Sequence[tuple[str, int]], rng: random.Random) -> str | None:
+    """A forward action's target group by weight (ForwardConfig.TargetGroups[].Weight,
+    0-999). Weight 0 gets no requests; None when every weight is 0 (the caller answers 503)."""
+    live = [(arn, w) for arn, w in items if w > 0]
+    if not live:
+        return None
+    if len(live) == 1:
+        return live[0][0]
+    return rng.choices([a for a, _ in live], weights=[w for _, w in live])[0]
 
 
 PICKERS: dict[str, Callable[[float], Picker]] = {

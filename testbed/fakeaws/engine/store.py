@@ -67,6 +67,24 @@ class HealthSettings:
     matcher: str = "200"
 
 
+@dataclass(frozen=True)
+class Stickiness:
+    """Target group stickiness (attributes `stickiness.*`), when enabled."""
+
+    type: str  # "lb_cookie" | "app_cookie"
+    duration: float  # seconds
+    cookie_name: str = ""  # app_cookie only
+
+    @classmethod
+    def from_wire(cls, r: wire.Stickiness | None) -> Stickiness | None:
+        if not r:
+            return None
+        if r["type"] not in ("lb_cookie", "app_cookie"):
+            raise ValueError(f"unknown stickiness.type {r['type']!r}")
+        return cls(type=r["type"], duration=float(r["duration"]),
+                   cookie_name=str(r.get("cookie_name") or ""))
+
+
 @dataclass
 class TargetGroupSpec:
     arn: str
@@ -76,6 +94,7 @@ class TargetGroupSpec:
     slow_start: float = 0.0
     algorithm: str = "round_robin"
     in_use: bool = False
+    stickiness: Stickiness | None = None
 
     @classmethod
     def from_wire(cls, r: wire.TargetGroup) -> TargetGroupSpec:
@@ -91,7 +110,8 @@ class TargetGroupSpec:
                 unhealthy_threshold=int(h["unhealthy_threshold"]), matcher=h["matcher"]),
             deregistration_delay=float(r["deregistration_delay"]),
             slow_start=float(r["slow_start"]), algorithm=r["algorithm"],
-            in_use=bool(r["in_use"]))
+            in_use=bool(r["in_use"]),
+            stickiness=Stickiness.from_wire(r.get("stickiness")))
 
 
 @dataclass(eq=False)
@@ -108,6 +128,12 @@ class Target:
     ok_streak: int = 0
     fail_streak: int = 0
     healthy_since: float | None = None
+    # When it entered slow start mode (None: not in it). Set only when the target becomes
+    # healthy while its group has slow start enabled, so targets already healthy when slow
+    # start is enabled never ramp (AWS: "Targets that are already healthy when you enable
+    # slow start mode do not enter slow start mode").
+    slow_start_since: float | None = None
+    routed: bool = False  # in the group's routing set (what new requests go to)
     deregistered_at: float | None = None
     dp_removed: bool = False  # the node no longer sends new requests
     removed: bool = False
@@ -164,6 +190,11 @@ class TargetStore:
             if old is None or (old.algorithm, old.slow_start) != (spec.algorithm,
                                                                   spec.slow_start):
                 self.pickers[arn] = PICKERS[spec.algorithm](spec.slow_start)
+            if spec.slow_start <= 0 < (old.slow_start if old else 0):
+                # Disabling slow start ends it for every target; enabling it later does not
+                # put the targets healthy by then into slow start.
+                for t in self.targets[arn].values():
+                    t.slow_start_since = None
             if old is None:
                 continue
             if old.in_use != spec.in_use or old.health.enabled != spec.health.enabled:
@@ -289,7 +320,7 @@ class TargetStore:
     # ---- health --------------------------------------------------------------------------
     def _reset_health(self, t: Target) -> None:
         t.ok_streak = t.fail_streak = 0
-        t.healthy_since = None
+        t.healthy_since = t.slow_start_since = None
         self._set_health(t, INITIAL, "Elb.RegistrationInProgress")
 
     def _set_health(self, t: Target, health: str, reason: str | None,
@@ -313,6 +344,9 @@ class TargetStore:
                                        and t.ok_streak >= spec.health.healthy_threshold):
                 self._set_health(t, HEALTHY, None)
                 t.healthy_since = self.clock.time()
+                # AWS: targets enter slow start mode when they become healthy (again, after
+                # being unhealthy) while slow start is enabled.
+                t.slow_start_since = t.healthy_since if spec.slow_start > 0 else None
         else:
             t.fail_streak += 1
             t.ok_streak = 0
@@ -321,7 +355,7 @@ class TargetStore:
                 self._set_health(t, UNHEALTHY, reason, description)
             elif t.fail_streak >= spec.health.unhealthy_threshold:
                 self._set_health(t, UNHEALTHY, reason, description)
-                t.healthy_since = None
+                t.healthy_since = t.slow_start_since = None
         self._refresh(t)
         if t.health != before:
             self._recompute(t.tg_arn)
@@ -396,6 +430,10 @@ class TargetStore:
                 fail_open = bool(chosen)
         old = self.routing.get(tg_arn, [])
         if len(old) != len(chosen) or any(a is not b for a, b in zip(old, chosen, strict=True)):
+            for t in old:
+                t.routed = False
+            for t in chosen:
+                t.routed = True
             self.routing[tg_arn] = chosen
             self.events.emit("routing", tg_arn=tg_arn, targets=[t.addr for t in chosen],
                              fail_open=fail_open)
@@ -408,6 +446,13 @@ class TargetStore:
         if len(cands) == 1:
             return cands[0]
         return self.pickers[tg_arn].pick(cands, self.clock.time())
+
+    def routable(self, tg_arn: str, tid: str, port: int) -> Target | None:
+        """The target (id, port) of a group if new requests may go to it now (in the routing
+        set: healthy, or fail-open), for stickiness; None when unhealthy, draining, removed
+        or unknown."""
+        t = self.targets.get(tg_arn, {}).get((tid, port))
+        return t if t is not None and t.routed else None
 
     def reset(self) -> None:
         for tg in list(self.targets.values()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.waiting import wait_until
 
@@ -76,7 +77,8 @@ def test_matcher_range_and_list(make_alb, targets):
     alb.wait_state(b, "healthy")
 
 
-def test_not_in_use_then_in_use_and_hc_disabled(fakeaws, make_alb, targets, free_port):
+def test_not_in_use_then_in_use_and_checks_cannot_be_disabled(fakeaws, make_alb, targets,
+                                                              free_port):
     srv = targets()
     alb = make_alb(listener=False)
     alb.register(srv)
@@ -86,10 +88,12 @@ def test_not_in_use_then_in_use_and_hc_disabled(fakeaws, make_alb, targets, free
         LoadBalancerArn=alb.lb_arn, Protocol="HTTP", Port=free_port(),
         DefaultActions=[{"Type": "forward", "TargetGroupArn": alb.tg_arn}])
     alb.wait_state(srv, "healthy")
-    alb.elbv2.modify_target_group(TargetGroupArn=alb.tg_arn, HealthCheckEnabled=False)
-    alb.wait_state(srv, "unavailable", "Target.HealthCheckDisabled")
-    alb.elbv2.modify_target_group(TargetGroupArn=alb.tg_arn, HealthCheckEnabled=True)
-    alb.wait_state(srv, "healthy")
+    # "If the target type is instance, ip, or alb, health checks are always enabled and can't
+    # be disabled" (API_ModifyTargetGroup): refused, and the target keeps its state
+    with pytest.raises(ClientError) as refused:
+        alb.elbv2.modify_target_group(TargetGroupArn=alb.tg_arn, HealthCheckEnabled=False)
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert alb.state_of(srv) == ("healthy", None)
     alb.elbv2.delete_listener(ListenerArn=lst["Listeners"][0]["ListenerArn"])
     alb.wait_state(srv, "unused", "Target.NotInUse")
 

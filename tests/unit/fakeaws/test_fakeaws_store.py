@@ -314,3 +314,71 @@ def test_overrides_layer_on_the_global_values_and_vanish_with_the_group() -> Non
     store.set_overrides(TG_B, {"register_delay": 1.5})
     store.reset()
     assert store.overrides == {}
+
+
+def _set_slow_start(store: TargetStore, seconds: float) -> None:
+    spec = store.groups[TG]
+    store.sync_groups([TargetGroupSpec(arn=TG, in_use=True, health=spec.health,
+                                       deregistration_delay=spec.deregistration_delay,
+                                       slow_start=seconds)])
+
+
+def test_slow_start_not_applied_to_targets_healthy_when_it_is_enabled() -> None:
+    """AWS: targets already healthy when slow start is enabled do not enter slow start mode.
+    Before the fix the picker ramped any target healthy for less than the duration, so a
+    target healthy 3 s before slow start (30 s) was enabled got ~10% of the requests."""
+    store, clock, _ = make()
+    (old,) = _healthy(store, clock, ["10.0.0.1"])
+    clock.advance(100)
+    (recent,) = _healthy(store, clock, ["10.0.0.2"])
+    clock.advance(3)
+    _set_slow_start(store, 30.0)
+    assert old.slow_start_since is None and recent.slow_start_since is None
+    picks = [store.pick(TG) for _ in range(4000)]
+    assert picks.count(recent) == 2000
+    # A target becoming healthy from now on does enter slow start.
+    (new,) = _healthy(store, clock, ["10.0.0.3"])
+    assert new.slow_start_since == clock.now
+
+
+def test_slow_start_ends_when_unhealthy_or_disabled_and_restarts_on_recovery() -> None:
+    store, clock, _ = make(slow_start=30.0)
+    _healthy(store, clock, ["10.0.0.1"])
+    clock.advance(100)
+    (t,) = _healthy(store, clock, ["10.0.0.2"])
+    assert t.slow_start_since == clock.now
+    store.record_check(t, False)
+    store.record_check(t, False)
+    assert t.health == "unhealthy" and t.slow_start_since is None
+    clock.advance(5)
+    for _ in range(3):
+        store.record_check(t, True)
+    assert t.health == "healthy" and t.slow_start_since == clock.now
+    _set_slow_start(store, 0.0)
+    assert t.slow_start_since is None
+    _set_slow_start(store, 30.0)
+    assert t.slow_start_since is None  # healthy when slow start was enabled again
+
+
+def test_routable_follows_the_routing_set() -> None:
+    store, clock, _ = make(dereg=10.0)
+    a, b = _healthy(store, clock, ["10.0.0.1", "10.0.0.2"])
+    assert store.routable(TG, "10.0.0.1", 80) == a  # (Target compares by identity)
+    assert store.routable(TG, "10.0.0.9", 80) is None
+    store.record_check(a, False)
+    store.record_check(a, False)
+    assert store.routable(TG, "10.0.0.1", 80) is None  # unhealthy, b still healthy
+    store.deregister(TG, [("10.0.0.2", 80)])
+    clock.advance(0)
+    # b draining (deregister propagation 0): out; a unhealthy alone: fail-open routes to it
+    assert store.routable(TG, "10.0.0.2", 80) is None
+    assert store.routable(TG, "10.0.0.1", 80) == a
+
+
+def test_stickiness_from_wire() -> None:
+    from testbed.fakeaws.engine.store import Stickiness
+    assert Stickiness.from_wire(None) is None
+    assert Stickiness.from_wire({"type": "app_cookie", "duration": 60, "cookie_name": "s"}) \
+        == Stickiness("app_cookie", 60.0, "s")
+    with pytest.raises(ValueError):
+        Stickiness.from_wire({"type": "source_ip", "duration": 1, "cookie_name": ""})

@@ -2,6 +2,7 @@
 
 Error mapping (reason in the `x-testbed-elb-error` header and the event log):
   503 no_targets       nothing routable in the target group
+  503 all_weights_zero every target group of the forward action has weight 0
   502 target_refused   connect refused;  target_unreachable: other connect errors
   504 connect_timeout  connect not done within the target group's connect_timeout (10 s)
   502 keepalive_race   a REUSED pooled connection was closed/reset before any response byte
@@ -15,13 +16,20 @@ Error mapping (reason in the `x-testbed-elb-error` header and the event log):
 from __future__ import annotations
 
 import asyncio
+import base64
+import email.utils
 import functools
+import hashlib
+import hmac
 import logging
+import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 
 from testbed.fakeaws import wire
+from testbed.fakeaws.engine.balancer import pick_weighted
 from testbed.fakeaws.engine.dataplane.http1 import (
     BadMessage,
     Head,
@@ -30,7 +38,7 @@ from testbed.fakeaws.engine.dataplane.http1 import (
     read_chunked,
 )
 from testbed.fakeaws.engine.events import EventLog
-from testbed.fakeaws.engine.store import Target, TargetStore
+from testbed.fakeaws.engine.store import Stickiness, Target, TargetStore
 from testbed.fakeaws.settings import FakeAwsSettings
 
 log = logging.getLogger(__name__)
@@ -45,12 +53,79 @@ class ListenerSpec:
     port: int
     forward: list[tuple[str, int]]  # (target group ARN, weight)
     idle_timeout: float = 60.0
+    group_stickiness: float = 0.0  # TargetGroupStickinessConfig DurationSeconds; 0: off
 
     @classmethod
     def from_wire(cls, r: wire.Listener) -> ListenerSpec:
         return cls(arn=r["arn"], port=int(r["port"]),
                    forward=[(str(f[0]), int(f[1])) for f in r["forward"]],
-                   idle_timeout=float(r["idle_timeout"]))
+                   idle_timeout=float(r["idle_timeout"]),
+                   group_stickiness=float(r.get("group_stickiness") or 0.0))
+
+
+# ---- stickiness cookies ------------------------------------------------------------------
+# AWS: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/sticky-sessions.html
+# lb_cookie: AWSALB (+ AWSALBCORS: SameSite=None; Secure); app_cookie: AWSALBAPP-<n>;
+# group stickiness of a weighted forward action: AWSALBTG (+ AWSALBTGCORS).
+# Values are opaque to clients: "payload.mac" (base64url), signed with a per-engine key.
+APP_COOKIE_DAYS = 7  # AWS: the ALB's application cookie expires after 7 days, fixed
+_COOKIE = re.compile(rb"(?im)^cookie[ \t]*:[ \t]*([^\r\n]*)")
+_SET_COOKIE = re.compile(rb"(?im)^set-cookie[ \t]*:[ \t]*([^=;\r\n]+)=")
+
+
+def request_cookies(block: bytes) -> dict[bytes, bytes]:
+    """Cookies of a request head's header block (all Cookie lines)."""
+    out: dict[bytes, bytes] = {}
+    for line in _COOKIE.findall(block):
+        for part in line.split(b";"):
+            name, eq, value = part.strip().partition(b"=")
+            if eq and name:
+                out.setdefault(name, value.strip())
+    return out
+
+
+def response_sets_cookie(block: bytes, name: bytes) -> bool:
+    return any(n.strip() == name for n in _SET_COOKIE.findall(block))
+
+
+class CookieJar:
+    """Makes and reads the ALB's opaque stickiness cookie values."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key or os.urandom(16)
+
+    def make(self, *fields: str) -> bytes:
+        payload = base64.urlsafe_b64encode("\x1f".join(fields).encode()).rstrip(b"=")
+        return payload + b"." + self._mac(payload)
+
+    def read(self, value: bytes | None) -> list[str] | None:
+        if not value:
+            return None
+        payload, _, mac = value.partition(b".")
+        if not hmac.compare_digest(mac, self._mac(payload)):
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
+            return raw.decode().split("\x1f")
+        except ValueError:
+            return None
+
+    def _mac(self, payload: bytes) -> bytes:
+        d = hmac.new(self.key, payload, hashlib.sha256).digest()[:12]
+        return base64.urlsafe_b64encode(d)
+
+
+def _set_cookie(name: bytes, value: bytes, max_age: float, cors: bool) -> bytes:
+    expires = email.utils.formatdate(time.time() + max_age, usegmt=True).encode()
+    line = b"set-cookie: %s=%s; Expires=%s; Path=/\r\n" % (name, value, expires)
+    if cors:
+        line += b"set-cookie: %sCORS=%s; Expires=%s; Path=/; SameSite=None; Secure\r\n" % (
+            name, value, expires)
+    return line
+
+
+def _tg_tag(tg_arn: str) -> str:
+    return hashlib.sha256(tg_arn.encode()).hexdigest()[:12]
 
 
 class Upstream:
@@ -116,6 +191,8 @@ class DataPlane:
         self.pools: dict[tuple[str, int], list[Upstream]] = {}
         self.waiting: set[Upstream] = set()
         self.requests = 0
+        self.cookies = CookieJar()
+        self.rng = random.Random()
         self._sweeper: asyncio.Task[None] | None = None
         store.on_target_removed = self._target_removed
 
@@ -191,8 +268,7 @@ class DataPlane:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                spec = run.spec
-                client.deadline = loop.time() + spec.idle_timeout
+                client.deadline = loop.time() + run.spec.idle_timeout
                 try:
                     data = await reader.readuntil(b"\r\n\r\n")
                     req = parse_head(data, is_request=True)
@@ -209,6 +285,10 @@ class DataPlane:
                         ConnectionError, ValueError):
                     return
                 client.deadline = 0.0
+                # The listener's config as of now, not as of accept or of the previous
+                # request: sync() swaps run.spec, so a ModifyListener applies to the next
+                # request on every connection, idle keep-alive ones included.
+                spec = run.spec
                 if not await self._forward(spec, req, body, writer, client_ip):
                     return
                 if req.close:
@@ -218,7 +298,7 @@ class DataPlane:
             writer.close()
 
     def _fail(self, writer: asyncio.StreamWriter, spec: ListenerSpec, req: Head, status: int,
-              reason: str, tg_arn: str, target: Target | None) -> None:
+              reason: str, tg_arn: str | None, target: Target | None) -> None:
         writer.write(error_response(status, reason, close=req.close))
         # tg_arn is the group the request was forwarded to, also when it had no target.
         self.events.emit("elb_error", status=status, reason=reason,
@@ -229,15 +309,44 @@ class DataPlane:
                        writer: asyncio.StreamWriter, client_ip: bytes) -> bool:
         """Proxy one request; False when the client connection must be closed."""
         self.requests += 1
-        if len(spec.forward) == 1:
-            tg_arn = spec.forward[0][0]
+        cookies: dict[bytes, bytes] | None = None
+        set_cookies = b""
+        fwd = spec.forward
+        if len(fwd) == 1 and fwd[0][1] > 0:
+            tg_arn = fwd[0][0]
         else:
-            tg_arn = random.choices([f[0] for f in spec.forward],
-                                    weights=[max(f[1], 0) or 0.0001 for f in spec.forward])[0]
-        target = self.store.pick(tg_arn)
+            chosen = None
+            if spec.group_stickiness > 0 and len(fwd) > 1:
+                cookies = request_cookies(req.block)
+                chosen = self._sticky_group(spec, cookies.get(b"AWSALBTG"))
+            if chosen is None:
+                chosen = pick_weighted(fwd, self.rng)
+            if chosen is None:
+                # Every weight is 0: no group may get the request (a documented choice).
+                self._fail(writer, spec, req, 503, "all_weights_zero", None, None)
+                return True
+            tg_arn = chosen
+            if spec.group_stickiness > 0 and len(fwd) > 1:
+                set_cookies += _set_cookie(
+                    b"AWSALBTG", self.cookies.make(_tg_tag(tg_arn), str(time.time())),
+                    spec.group_stickiness, cors=True)
+        group = self.store.groups.get(tg_arn)
+        sticky = group.stickiness if group is not None else None
+        target = None
+        app_new = False  # app_cookie: a new target replaced the one the session was stuck to
+        if sticky is not None:
+            if cookies is None:
+                cookies = request_cookies(req.block)
+            target, app_new = self._sticky_target(tg_arn, sticky, cookies, spec)
+        if target is None:
+            target = self.store.pick(tg_arn)
         if target is None:
             self._fail(writer, spec, req, 503, "no_targets", tg_arn, None)
             return True
+        if sticky is not None and sticky.type == "lb_cookie":
+            # Set on every response (refreshing Expires), as ALBs do.
+            set_cookies += _set_cookie(b"AWSALB", self._target_cookie(tg_arn, target),
+                                       sticky.duration, cors=True)
         target.in_flight += 1
         up: Upstream | None = None
         try:
@@ -258,7 +367,12 @@ class DataPlane:
                 resp = parse_head(data, is_request=False)
             except BadMessage as exc:
                 raise ElbError(502, "malformed_response") from exc
-            reusable, keep = await self._relay(up, req, resp, writer, spec)
+            if sticky is not None and sticky.type == "app_cookie" and (
+                    app_new or response_sets_cookie(resp.block, sticky.cookie_name.encode())):
+                set_cookies += _set_cookie(self._app_cookie_name(spec, tg_arn),
+                                           self._target_cookie(tg_arn, target),
+                                           APP_COOKIE_DAYS * 86400, cors=False)
+            reusable, keep = await self._relay(up, req, resp, writer, spec, set_cookies)
             self.waiting.discard(up)
             target.aborters.discard(up.abort)
             if reusable and not target.dp_removed:
@@ -282,6 +396,54 @@ class DataPlane:
                 self.waiting.discard(up)
                 target.aborters.discard(up.abort)
                 up.writer.close()
+
+    # ---- stickiness ------------------------------------------------------------------------
+    def _target_cookie(self, tg_arn: str, target: Target) -> bytes:
+        return self.cookies.make(_tg_tag(tg_arn), target.id, str(target.port), str(time.time()))
+
+    @staticmethod
+    def _app_cookie_name(spec: ListenerSpec, tg_arn: str) -> bytes:
+        # AWSALBAPP-<n>: one per app_cookie target group of the action; n = the group's
+        # position in the forward action (0 for a single group).
+        n = next((i for i, f in enumerate(spec.forward) if f[0] == tg_arn), 0)
+        return b"AWSALBAPP-%d" % n
+
+    def _sticky_group(self, spec: ListenerSpec, value: bytes | None) -> str | None:
+        """The group an AWSALBTG cookie holds the client to, if still valid and weighted > 0."""
+        f = self.cookies.read(value)
+        if not f or len(f) != 2:
+            return None
+        try:
+            if time.time() - float(f[1]) > spec.group_stickiness:
+                return None
+        except ValueError:
+            return None
+        return next((arn for arn, w in spec.forward if w > 0 and _tg_tag(arn) == f[0]), None)
+
+    def _sticky_target(self, tg_arn: str, sticky: Stickiness, cookies: dict[bytes, bytes],
+                       spec: ListenerSpec) -> tuple[Target | None, bool]:
+        """-> (the target the client's cookie holds it to, if routable; whether the session
+        must be re-stuck to a newly picked target (app_cookie whose target went away))."""
+        if sticky.type == "lb_cookie":
+            value = cookies.get(b"AWSALB")
+        else:
+            # AWS: clients send back both the app's cookie and the ALB's.
+            if sticky.cookie_name.encode() not in cookies:
+                return None, False
+            value = cookies.get(self._app_cookie_name(spec, tg_arn))
+        f = self.cookies.read(value)
+        if not f or len(f) != 4 or f[0] != _tg_tag(tg_arn):
+            return None, False
+        try:
+            port, issued = int(f[2]), float(f[3])
+        except ValueError:
+            return None, False
+        if time.time() - issued > sticky.duration:
+            return None, False
+        target = self.store.routable(tg_arn, f[1], port)
+        # app_cookie: AWS "treats the session as now being stuck to the new healthy target"
+        # when the old one fails, so a new ALB cookie is issued even if the app sets none.
+        return target, target is None and sticky.type == "app_cookie"
 
     async def _acquire(self, target: Target, spec: ListenerSpec) -> Upstream:
         key = (target.id, target.port)
@@ -316,14 +478,15 @@ class DataPlane:
         pool.append(up)
 
     async def _relay(self, up: Upstream, req: Head, resp: Head, writer: asyncio.StreamWriter,
-                     spec: ListenerSpec) -> tuple[bool, bool]:
+                     spec: ListenerSpec, extra: bytes = b"") -> tuple[bool, bool]:
         """Send the response to the client -> (upstream reusable, client connection kept)."""
         code = int(resp.first[1])
         no_body = req.first[0] == b"HEAD" or code in (204, 304) or 100 <= code < 200
         until_eof = not no_body and not resp.chunked and resp.length is None
         client_close = req.close or until_eof
-        head = b"HTTP/1.1 %s\r\n%sconnection: %s\r\n\r\n" % (
-            b" ".join(resp.first[1:]), resp.block, b"close" if client_close else b"keep-alive")
+        head = b"HTTP/1.1 %s\r\n%s%sconnection: %s\r\n\r\n" % (
+            b" ".join(resp.first[1:]), resp.block, extra,
+            b"close" if client_close else b"keep-alive")
         reader = up.reader
         loop = asyncio.get_running_loop()
         try:
