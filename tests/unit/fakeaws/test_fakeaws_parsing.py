@@ -15,9 +15,11 @@ from testbed.fakeaws.api.validation import (
 )
 from testbed.fakeaws.engine.dataplane.http1 import (
     BadMessage,
+    Head,
+    HttpError,
+    RequestReader,
+    ResponseReader,
     error_response,
-    parse_head,
-    read_chunked,
 )
 from testbed.fakeaws.engine.events import EventLog
 from testbed.fakeaws.engine.health import parse_matcher
@@ -123,26 +125,120 @@ def test_target_health_xml_healthy_has_no_reason() -> None:
     assert b"<State>healthy</State>" in xml and b"<Reason>" not in xml
 
 
-def test_parse_heads() -> None:
-    req = parse_head(b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                     b"Connection: close\r\n\r\n", True)
-    assert req.first[:2] == [b"GET", b"/a"] and req.length == 3 and req.close
-    resp = parse_head(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", False)
-    assert resp.chunked and resp.close
+def _requests(data: bytes) -> list[tuple[Head, bytes]] | HttpError:
+    async def run() -> list[tuple[Head, bytes]]:
+        r = asyncio.StreamReader()
+        r.feed_data(data)
+        r.feed_eof()
+        rr, out = RequestReader(r), []
+        while (msg := await rr.next()) is not None:
+            out.append(msg)
+        return out
+
+    try:
+        return asyncio.run(run())
+    except HttpError as err:
+        return err
+
+
+def test_request_reader_heads_bodies_pipelining() -> None:
+    out = _requests(b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: te"
+                    b"\r\nX-Forwarded-For: 1.1.1.1\r\nTE: trailers\r\n\r\nabc"
+                    b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+                    b"\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n")
+    assert not isinstance(out, HttpError)
+    (a, body_a), (b, body_b) = out
+    assert a.first[:2] == [b"GET", b"/a"] and a.length == 3 and not a.close
+    assert body_a == b"abc" and a.xff == b"1.1.1.1" and a.block == b"Host: x\r\n"
+    assert b.chunked and b.close and body_b == b"abcde"
+    http10 = _requests(b"GET / HTTP/1.0\r\n\r\n")
+    assert not isinstance(http10, HttpError) and http10[0][0].close
+
+
+@pytest.mark.parametrize(("data", "status", "reason"), [
+    (b"garbage\r\n\r\n", 400, "bad_request"),
+    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400,
+     "bad_request"),
+    (b"GET / HTTP/1.1\nHost: x\n\n", 400, "bad_request"),
+    (b"GET / HTTP/1.1\r\nX: " + b"a" * 17000 + b"\r\n\r\n", 400, "header_too_large"),
+    (b"GET /" + b"a" * 17000 + b" HTTP/1.1\r\n\r\n", 414, "uri_too_long"),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: br\r\n\r\n", 501,
+     "unsupported_transfer_encoding"),
+])
+def test_request_reader_refuses(data: bytes, status: int, reason: str) -> None:
+    err = _requests(data)
+    assert isinstance(err, HttpError) and (err.status, err.reason) == (status, reason)
+
+
+def test_request_reader_answers_good_requests_before_a_bad_one() -> None:
+    async def run() -> tuple[bytes, HttpError | None]:
+        r = asyncio.StreamReader()
+        r.feed_data(b"GET /ok HTTP/1.1\r\n\r\nGET /bad HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+        rr = RequestReader(r)
+        first = await rr.next()
+        assert first is not None
+        try:
+            await rr.next()
+        except HttpError as err:
+            return first[0].first[1], err
+        return first[0].first[1], None
+
+    path, err = asyncio.run(run())
+    assert path == b"/ok" and err is not None and err.status == 400
+
+
+def test_response_reader_interim_and_chunked() -> None:
+    async def run() -> tuple[list[int], bytes, bool]:
+        r = asyncio.StreamReader()
+        r.feed_data(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\n"
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+                    b"\r\n3\r\nabc\r\n0\r\n\r\n")
+        rr = ResponseReader(r)
+        rr.start(head_request=False)
+        codes, body = [], b""
+        while True:
+            h = await rr.head()
+            codes.append(h.status)
+            if h.status >= 200:
+                break
+        while (part := await rr.body()) is not None:
+            body += part
+        return codes, body, h.chunked and h.close
+
+    assert asyncio.run(run()) == ([100, 103, 200], b"abc", True)
+
+
+def test_response_reader_head_request_and_errors() -> None:
+    async def run() -> tuple[bytes | None, int]:
+        r = asyncio.StreamReader()
+        r.feed_data(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        rr = ResponseReader(r)
+        rr.start(head_request=True)
+        h = await rr.head()
+        assert h.length == 5
+        nothing = await rr.body()
+        rr.start(head_request=False)  # the next response on the connection parses cleanly
+        r.feed_data(b"HTTP/1.1 204 No Content\r\n\r\n")
+        return nothing, (await rr.head()).status
+
+    assert asyncio.run(run()) == (None, 204)
+
+    async def bad() -> None:
+        r = asyncio.StreamReader()
+        r.feed_data(b"HTTP/1.1 2x0 OK\r\n\r\n")
+        rr = ResponseReader(r)
+        rr.start(head_request=False)
+        await rr.head()
+
     with pytest.raises(BadMessage):
-        parse_head(b"garbage\r\n\r\n", True)
+        asyncio.run(bad())
+
+
+def test_error_page() -> None:
     page = error_response(502, "target_refused")
     assert page.startswith(b"HTTP/1.1 502 Bad Gateway") and b"x-testbed-elb-error: " \
         b"target_refused" in page
-
-
-def test_read_chunked() -> None:
-    async def run() -> bytes:
-        r = asyncio.StreamReader()
-        r.feed_data(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n")
-        return await read_chunked(r)
-
-    assert asyncio.run(run()) == b"abcde"
+    assert error_response(463, "xff_too_many", close=True).startswith(b"HTTP/1.1 463 \r\n")
 
 
 def test_event_log_seq_and_bound() -> None:

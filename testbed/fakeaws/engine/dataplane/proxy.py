@@ -9,8 +9,16 @@ Error mapping (reason in the `x-testbed-elb-error` header and the event log):
   502 target_closed    target sent FIN before any response byte (fresh connection)
   502 target_reset     target sent RST before any response byte (fresh connection)
   502 drain_expired    deregistration delay expired with the request in flight
-  502 malformed_response
+  502 malformed_response  unparseable response head (or body framing before the head went out)
+  502 truncated_response  target closed before the whole body, nothing forwarded yet
   504 idle_timeout     no response byte within the LB idle timeout
+Requests ALB answers itself (http1.py; always with Connection: close but 463):
+  400 bad_request      llhttp rejects the request (duplicate Content-Length, CL + TE, bad
+                       chunk size, bare LF, ...);  400 header_too_large: > 16 K one header,
+                       > 64 K all headers;  414 uri_too_long: request line > 16 K
+  408 request_timeout  client sent part of a request, then nothing for the idle timeout
+  463 xff_too_many     X-Forwarded-For with more than 30 addresses
+  501 unsupported_transfer_encoding  Transfer-Encoding other than chunked/identity
 """
 
 from __future__ import annotations
@@ -31,11 +39,15 @@ from dataclasses import dataclass, field
 from testbed.fakeaws import wire
 from testbed.fakeaws.engine.balancer import pick_weighted
 from testbed.fakeaws.engine.dataplane.http1 import (
+    READ,
+    XFF_MAX,
     BadMessage,
     Head,
+    HttpError,
+    RequestReader,
+    ResponseReader,
     error_response,
-    parse_head,
-    read_chunked,
+    head_bytes,
 )
 from testbed.fakeaws.engine.events import EventLog
 from testbed.fakeaws.engine.store import Stickiness, Target, TargetStore
@@ -131,11 +143,12 @@ def _tg_tag(tg_arn: str) -> str:
 class Upstream:
     """One TCP connection to a target."""
 
-    __slots__ = ("reader", "writer", "reused", "abort_reason", "last_used", "deadline")
+    __slots__ = ("reader", "writer", "reused", "abort_reason", "last_used", "deadline", "rr")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.rr = ResponseReader(reader)
         self.reused = False
         self.abort_reason: str | None = None
         self.last_used = 0.0
@@ -148,13 +161,14 @@ class Upstream:
 
 
 class _Client:
-    """A client connection; `deadline` is when it is closed as idle."""
+    """A client connection; `deadline` is when it is closed as idle (408 mid-request)."""
 
-    __slots__ = ("writer", "deadline")
+    __slots__ = ("writer", "deadline", "rr")
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, rr: RequestReader) -> None:
         self.writer = writer
         self.deadline = 0.0
+        self.rr = rr
 
 
 ABORT_STATUS = {"idle_timeout": 504, "drain_expired": 502}
@@ -252,7 +266,14 @@ class DataPlane:
                 up.abort("idle_timeout")
             for run in self.listeners.values():
                 for c in [c for c in run.clients if c.deadline and c.deadline <= now]:
-                    c.writer.transport.abort()
+                    c.deadline = 0.0
+                    if c.rr.in_message:
+                        # Idle with a request begun (head or body trickling): ALB's 408.
+                        self._client_error(c.writer, run.spec,
+                                           HttpError(408, "request_timeout", c.rr.path()))
+                        c.writer.close()
+                    else:
+                        c.writer.transport.abort()
 
     # ---- per client connection ------------------------------------------------------------
     async def _client(self, arn: str, reader: asyncio.StreamReader,
@@ -261,41 +282,53 @@ class DataPlane:
         if run is None:
             writer.close()
             return
-        client = _Client(writer)
+        rr = RequestReader(reader)
+        client = _Client(writer, rr)
         run.clients.add(client)
         peer = writer.get_extra_info("peername")
         client_ip = (peer[0] if peer else "0.0.0.0").encode()
         loop = asyncio.get_running_loop()
+
+        def touch() -> None:  # the idle timeout counts inactivity, not request duration
+            client.deadline = loop.time() + run.spec.idle_timeout
+
         try:
             while True:
-                client.deadline = loop.time() + run.spec.idle_timeout
+                touch()
                 try:
-                    data = await reader.readuntil(b"\r\n\r\n")
-                    req = parse_head(data, is_request=True)
-                    if req.chunked:
-                        body = await read_chunked(reader)
-                    elif req.length:
-                        body = await reader.readexactly(req.length)
-                    else:
-                        body = b""
-                except BadMessage:
-                    writer.write(error_response(400, "bad_request", close=True))
+                    msg = await rr.next(touch)
+                except HttpError as err:
+                    if client.deadline:  # not already answered 408 by the sweeper
+                        self._client_error(writer, run.spec, err)
                     return
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                        ConnectionError, ValueError):
+                except OSError:
                     return
+                if msg is None:
+                    return
+                req, body = msg
                 client.deadline = 0.0
                 # The listener's config as of now, not as of accept or of the previous
                 # request: sync() swaps run.spec, so a ModifyListener applies to the next
                 # request on every connection, idle keep-alive ones included.
                 spec = run.spec
-                if not await self._forward(spec, req, body, writer, client_ip):
+                if req.xff_count > XFF_MAX:
+                    self._fail(writer, spec, req, 463, "xff_too_many", None, None)
+                    if req.close:
+                        return
+                    continue
+                if not await self._forward(spec, req, body, writer, client_ip, client):
                     return
                 if req.close:
                     return
         finally:
             run.clients.discard(client)
             writer.close()
+
+    def _client_error(self, writer: asyncio.StreamWriter, spec: ListenerSpec,
+                      err: HttpError) -> None:
+        writer.write(error_response(err.status, err.reason, close=True))
+        self.events.emit("elb_error", status=err.status, reason=err.reason, target=None,
+                         listener_port=spec.port, path=err.path, tg_arn=None)
 
     def _fail(self, writer: asyncio.StreamWriter, spec: ListenerSpec, req: Head, status: int,
               reason: str, tg_arn: str | None, target: Target | None) -> None:
@@ -306,7 +339,8 @@ class DataPlane:
                          path=req.first[1].decode("latin-1"), tg_arn=tg_arn)
 
     async def _forward(self, spec: ListenerSpec, req: Head, body: bytes,
-                       writer: asyncio.StreamWriter, client_ip: bytes) -> bool:
+                       writer: asyncio.StreamWriter, client_ip: bytes,
+                       client: _Client | None = None) -> bool:
         """Proxy one request; False when the client connection must be closed."""
         self.requests += 1
         cookies: dict[bytes, bytes] | None = None
@@ -352,21 +386,29 @@ class DataPlane:
         try:
             up = await self._acquire(target, spec)
             target.aborters.add(up.abort)
+            up.rr.start(req.first[0] == b"HEAD")
             up.writer.write(_request_bytes(req, body, client_ip, spec.port))
-            up.deadline = asyncio.get_running_loop().time() + spec.idle_timeout
+            loop = asyncio.get_running_loop()
+            up.deadline = loop.time() + spec.idle_timeout
             self.waiting.add(up)
             try:
-                data = await up.reader.readuntil(b"\r\n\r\n")
+                resp = await up.rr.head()
+                while 100 <= resp.status < 200 and resp.status != 101:
+                    # Interim (100 Continue, 103 Early Hints): forwarded, then the final one.
+                    writer.write(head_bytes(resp.first, resp.block))
+                    up.deadline = loop.time() + spec.idle_timeout
+                    resp = await up.rr.head()
             except asyncio.IncompleteReadError as exc:
                 raise _closed_error(up, got_bytes=bool(exc.partial), reset=False) from exc
-            except asyncio.LimitOverrunError as exc:
+            except BadMessage as exc:
                 raise ElbError(502, "malformed_response") from exc
             except OSError as exc:
                 raise _closed_error(up, got_bytes=False, reset=True) from exc
-            try:
-                resp = parse_head(data, is_request=False)
-            except BadMessage as exc:
-                raise ElbError(502, "malformed_response") from exc
+            if resp.status == 101:
+                if not req.upgrade or client is None:
+                    raise ElbError(502, "malformed_response")
+                await self._tunnel(up, resp, writer, client, spec)
+                return False
             if sticky is not None and sticky.type == "app_cookie" and (
                     app_new or response_sets_cookie(resp.block, sticky.cookie_name.encode())):
                 set_cookies += _set_cookie(self._app_cookie_name(spec, tg_arn),
@@ -477,65 +519,98 @@ class DataPlane:
         up.last_used = time.monotonic()
         pool.append(up)
 
+    async def _tunnel(self, up: Upstream, resp: Head, writer: asyncio.StreamWriter,
+                      client: _Client, spec: ListenerSpec) -> None:
+        """101 Switching Protocols (WebSocket): bytes both ways until either side ends or
+        nothing moves for the idle timeout; the target connection is never reused."""
+        self.waiting.discard(up)
+        loop = asyncio.get_running_loop()
+        writer.write(head_bytes(resp.first, resp.block, b"connection: upgrade\r\n"))
+        if up.rr.upgraded:
+            writer.write(up.rr.upgraded)
+        if client.rr.leftover:
+            up.writer.write(client.rr.leftover)
+            client.rr.leftover = b""
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(READ):
+                    client.deadline = loop.time() + spec.idle_timeout
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+
+        client.deadline = loop.time() + spec.idle_timeout
+        tasks = [loop.create_task(pump(client.rr.reader, up.writer)),
+                 loop.create_task(pump(up.reader, writer))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            client.deadline = 0.0
+
     async def _relay(self, up: Upstream, req: Head, resp: Head, writer: asyncio.StreamWriter,
                      spec: ListenerSpec, extra: bytes = b"") -> tuple[bool, bool]:
         """Send the response to the client -> (upstream reusable, client connection kept)."""
-        code = int(resp.first[1])
-        no_body = req.first[0] == b"HEAD" or code in (204, 304) or 100 <= code < 200
+        code = resp.status
+        rr = up.rr
+        no_body = req.first[0] == b"HEAD" or code in (204, 304)
         until_eof = not no_body and not resp.chunked and resp.length is None
         client_close = req.close or until_eof
         head = b"HTTP/1.1 %s\r\n%s%sconnection: %s\r\n\r\n" % (
             b" ".join(resp.first[1:]), resp.block, extra,
             b"close" if client_close else b"keep-alive")
-        reader = up.reader
+        if no_body:
+            writer.write(head)
+            return not resp.close and up.abort_reason is None and not rr.extra, \
+                not client_close
         loop = asyncio.get_running_loop()
+        sent = False  # the head went to the client
+        buf: list[bytes] = []
+        size = 0
         try:
-            if no_body:
-                writer.write(head)
-            elif resp.length is not None:
-                if resp.length <= COPY_CHUNK:
-                    body = await reader.readexactly(resp.length)
-                    writer.write(head + body)
-                else:
-                    writer.write(head)
-                    left = resp.length
-                    while left:
-                        up.deadline = loop.time() + spec.idle_timeout
-                        chunk = await reader.read(min(left, COPY_CHUNK))
-                        if not chunk:
-                            raise asyncio.IncompleteReadError(b"", left)
-                        writer.write(chunk)
-                        left -= len(chunk)
-                        await writer.drain()
-            elif resp.chunked:
-                writer.write(head)
-                while True:
-                    up.deadline = loop.time() + spec.idle_timeout
-                    line = await reader.readuntil(b"\r\n")
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                    data = await reader.readexactly(size + 2) if size else b""
-                    writer.write(line + data)
-                    if size == 0:
-                        while True:
-                            t = await reader.readuntil(b"\r\n")
-                            writer.write(t)
-                            if t == b"\r\n":
-                                break
-                        break
+            while True:
+                up.deadline = loop.time() + spec.idle_timeout
+                try:
+                    part = await rr.body()
+                except asyncio.IncompleteReadError:
+                    if not until_eof:
+                        raise
+                    part = None  # the connection's end is the body's end
+                if part is None:
+                    break
+                if not part:
+                    continue
+                if resp.chunked:  # llhttp de-chunks; re-chunk (trailers are dropped)
+                    part = b"%x\r\n%s\r\n" % (len(part), part)
+                if sent:
+                    writer.write(part)
                     await writer.drain()
-            else:
-                writer.write(head)
-                while True:
-                    up.deadline = loop.time() + spec.idle_timeout
-                    chunk = await reader.read(COPY_CHUNK)
-                    if not chunk:
-                        break
-                    writer.write(chunk)
+                    continue
+                # Small bodies leave with the head in one write; a target failing before the
+                # body is complete then still gets the client a status.
+                buf.append(part)
+                size += len(part)
+                if size > COPY_CHUNK:
+                    writer.write(head + b"".join(buf))
+                    sent, buf = True, []
                     await writer.drain()
-                return False, False
-        except (asyncio.IncompleteReadError, OSError, ValueError) as exc:
-            raise _Truncated(up.abort_reason or "target_closed") from exc
-        return not resp.close and up.abort_reason is None, not client_close
+        except (asyncio.IncompleteReadError, OSError, BadMessage) as exc:
+            reason = up.abort_reason
+            if not sent:
+                if reason:
+                    raise ElbError(ABORT_STATUS.get(reason, 502), reason) from exc
+                raise ElbError(502, "malformed_response" if isinstance(exc, BadMessage)
+                               else "truncated_response") from exc
+            raise _Truncated(reason or "target_closed") from exc
+        if resp.chunked:
+            buf.append(b"0\r\n\r\n")
+        writer.write(b"".join(buf) if sent else head + b"".join(buf))
+        if until_eof:
+            return False, False
+        return not resp.close and up.abort_reason is None and not rr.extra, not client_close
 
 
 def _closed_error(up: Upstream, got_bytes: bool, reset: bool) -> ElbError:
@@ -552,8 +627,9 @@ def _request_bytes(req: Head, body: bytes, client_ip: bytes, port: int) -> bytes
     xff = req.xff + b", " + client_ip if req.xff else client_ip
     length = b"content-length: %d\r\n" % len(body) if body or req.length is not None else b""
     return b"%s %s HTTP/1.1\r\n%sx-forwarded-for: %s\r\nx-forwarded-proto: http\r\n" \
-        b"x-forwarded-port: %d\r\n%sconnection: keep-alive\r\n\r\n%s" % (
-            req.first[0], req.first[1], req.block, xff, port, length, body)
+        b"x-forwarded-port: %d\r\n%sconnection: %s\r\n\r\n%s" % (
+            req.first[0], req.first[1], req.block, xff, port, length,
+            b"upgrade" if req.upgrade else b"keep-alive", body)
 
 
 class _Truncated(Exception):
