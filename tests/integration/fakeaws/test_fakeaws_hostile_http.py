@@ -7,6 +7,8 @@ desynchronised: a following request gets its own response.
 
 from __future__ import annotations
 
+import contextlib
+import select
 import socket
 import threading
 import time
@@ -284,7 +286,10 @@ def short_body(head: bytes, body: bytes, conn: socket.socket) -> bool:
     if path.startswith(b"/short"):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
         if path == b"/short-hang":
-            time.sleep(3)
+            # stay silent until the ALB gives up on us and closes (its idle timeout), at most 5 s
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.recv(1)
         return False
     if path == b"/big-short":
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n" + b"x" * 100000)
@@ -335,7 +340,10 @@ def test_trickling_client_is_served(fakeaws: Any, raw_alb: Any) -> None:
     t0 = time.monotonic()
     for i in range(0, len(req), 6):  # ~2.6 s in all, never 1 s without a byte
         c.send(req[i:i + 6])
-        time.sleep(0.25)
+        if i + 6 < len(req):
+            # the gap before the next piece: the ALB must neither answer nor close meanwhile
+            readable, _, _ = select.select([c.sock], [], [], 0.25)
+            assert not readable, f"the ALB answered or closed after {i + 6} of {len(req)} bytes"
     assert time.monotonic() - t0 > 1.5
     resp = c.response()
     assert (resp.status, resp.body) == (200, b"/trickle")
