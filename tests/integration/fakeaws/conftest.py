@@ -90,7 +90,8 @@ def fakeaws_server() -> Iterator[FakeAws]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "testbed"), "fakeaws", "serve", "--port", str(port),
-         "--min-health-check-interval", "0.2", "--connect-timeout", "1",
+         "--min-health-check-interval", "0.2", "--min-client-keep-alive", "0.5",
+         "--connect-timeout", "1",
          "--log-level", "WARNING"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
