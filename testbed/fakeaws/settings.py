@@ -31,6 +31,9 @@ Process = Literal["api", "engine", "both"]
 # The lowest HealthCheckIntervalSeconds ELBv2 accepts (5-300):
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html
 AWS_MIN_HEALTH_CHECK_INTERVAL = 5.0
+# The lowest load balancer attribute `client_keep_alive.seconds` ELBv2 accepts (60-604800):
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration
+AWS_MIN_CLIENT_KEEP_ALIVE = 60.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,12 @@ class FakeAwsSettings(BaseModel):
         description="Lowest accepted HealthCheckIntervalSeconds. AWS: 5. Lower (e.g. 0.5) only "
                     "for fast tests; it also allows fractional intervals/timeouts.",
     )] = AWS_MIN_HEALTH_CHECK_INTERVAL
+    min_client_keep_alive: Annotated[float, Use("api"), Field(
+        gt=0, le=604800,
+        description="Lowest accepted load balancer attribute client_keep_alive.seconds. AWS: "
+                    "60. Lower (e.g. 0.5) only for fast tests; it also allows fractional "
+                    "values.",
+    )] = AWS_MIN_CLIENT_KEEP_ALIVE
     connect_timeout: Annotated[float, Use("engine", runtime=True), Field(
         gt=0, le=3600, description="Target connect timeout (AWS: 10 s).")] = 10.0
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Use("both"), Field(

@@ -62,6 +62,10 @@ class Listener(TypedDict):
     # ForwardConfig.TargetGroupStickinessConfig of the default action: DurationSeconds when
     # Enabled, absent or 0 when not.
     group_stickiness: NotRequired[float]
+    # The load balancer attribute `client_keep_alive.seconds` (default 3600 when absent, so
+    # older senders work):
+    # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration
+    client_keep_alive: NotRequired[float]
 
 
 class Snapshot(TypedDict):

@@ -436,7 +436,7 @@ class FakeAwsApp:
 
     def modify_lb_attributes(self, form: dict[str, str], environ: dict[str, Any],
                              start_response: StartResponse) -> Iterable[bytes]:
-        validation.lb_attributes(form)
+        validation.lb_attributes(form, self.settings.min_client_keep_alive)
         return self.moto_and_sync(form, environ, start_response)
 
     # ---- /_testbed -----------------------------------------------------------------------------

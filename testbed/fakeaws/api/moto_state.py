@@ -140,6 +140,8 @@ def snapshot(overrides: dict[str, dict[str, float]]) -> wire.Snapshot:
     for be in backends():
         for lb in list(be.load_balancers.values()):
             idle = float(lb.attrs.get("idle_timeout.timeout_seconds", 60) or 60)
+            # moto stores the attribute but sets no default; AWS's is 3600 s.
+            keep_alive = _number(lb.attrs.get("client_keep_alive.seconds"), 3600.0)
             for lst in list(lb.listeners.values()):
                 forward = []
                 group_stickiness = 0.0
@@ -153,7 +155,8 @@ def snapshot(overrides: dict[str, dict[str, float]]) -> wire.Snapshot:
                 if forward and (lst.protocol or "HTTP") == "HTTP":
                     listeners.append({"arn": lst.arn, "port": int(lst.port),
                                       "forward": forward, "idle_timeout": idle,
-                                      "group_stickiness": group_stickiness})
+                                      "group_stickiness": group_stickiness,
+                                      "client_keep_alive": keep_alive})
         for tg in list(be.target_groups.values()):
             ov = overrides.get(tg.arn, {})
             attrs = tg.attributes

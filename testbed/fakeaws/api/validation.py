@@ -19,7 +19,7 @@ from typing import Any
 import botocore.loaders
 
 from testbed.fakeaws.api.errors import AwsError, validation
-from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL
+from testbed.fakeaws.settings import AWS_MIN_CLIENT_KEEP_ALIVE, AWS_MIN_HEALTH_CHECK_INTERVAL
 from testbed.fakeaws.wire import ALGORITHMS
 
 TG_ATTRIBUTES = frozenset({
@@ -205,10 +205,24 @@ def tg_attributes(form: dict[str, str], current: Mapping[str, str],
     return attrs
 
 
-def lb_attributes(form: dict[str, str]) -> dict[str, str]:
+# Load balancer attribute `client_keep_alive.seconds`: 60-604800, default 3600.
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration
+CLIENT_KEEP_ALIVE_MAX = 604800
+CLIENT_KEEP_ALIVE_DEFAULT = 3600.0
+
+
+def lb_attributes(form: dict[str, str],
+                  min_keep_alive: float = AWS_MIN_CLIENT_KEEP_ALIVE) -> dict[str, str]:
+    """Attributes.member.N.{Key,Value} -> dict. `min_keep_alive` is the server's
+    --min-client-keep-alive: below the AWS minimum (60) only for fast tests, which then may
+    also use fractions (like --min-health-check-interval)."""
     attrs = {m.get("Key", ""): m.get("Value", "") for m in members(form, "Attributes")}
     if "idle_timeout.timeout_seconds" in attrs:
         _number("idle_timeout.timeout_seconds", attrs["idle_timeout.timeout_seconds"], 1, 4000)
+    if "client_keep_alive.seconds" in attrs:
+        _number("client_keep_alive.seconds", attrs["client_keep_alive.seconds"],
+                min_keep_alive, CLIENT_KEEP_ALIVE_MAX,
+                allow_fraction=min_keep_alive < AWS_MIN_CLIENT_KEEP_ALIVE)
     return attrs
 
 

@@ -110,8 +110,9 @@ def fakeaws_server(request: pytest.FixtureRequest) -> Iterator[FakeAws]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "testbed"), "fakeaws", "serve", "--port", str(port),
-         "--min-health-check-interval", "0.2", "--connect-timeout", "1",
-         "--dataplane-workers", str(workers), "--log-level", "WARNING"],
+         "--min-health-check-interval", "0.2", "--min-client-keep-alive", "0.5",
+         "--connect-timeout", "1", "--dataplane-workers", str(workers),
+         "--log-level", "WARNING"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import httptools
 
-REASONS = {400: b"Bad Request", 408: b"Request Timeout", 414: b"Request-URI Too Large",
-           463: b"", 500: b"Internal Server Error", 501: b"Not Implemented",
-           502: b"Bad Gateway", 503: b"Service Temporarily Unavailable",
+REASONS = {400: b"Bad Request", 405: b"Method Not Allowed", 408: b"Request Timeout",
+           414: b"Request-URI Too Large", 463: b"", 500: b"Internal Server Error",
+           501: b"Not Implemented", 502: b"Bad Gateway", 503: b"Service Temporarily Unavailable",
            504: b"Gateway Time-out"}
 # AWS ALB quotas, "HTTP headers": request line 16 K, single header 16 K, whole request
 # header 64 K, whole response header 32 K.

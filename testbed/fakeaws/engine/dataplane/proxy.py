@@ -12,10 +12,11 @@ Error mapping (reason in the `x-testbed-elb-error` header and the event log):
   502 malformed_response  unparseable response head (or body framing before the head went out)
   502 truncated_response  target closed before the whole body, nothing forwarded yet
   504 idle_timeout     no response byte within the LB idle timeout
-Requests ALB answers itself (http1.py; always with Connection: close but 463):
+Requests ALB answers itself (http1.py; always with Connection: close but 463 and 405):
   400 bad_request      llhttp rejects the request (duplicate Content-Length, CL + TE, bad
                        chunk size, bare LF, ...);  400 header_too_large: > 16 K one header,
                        > 64 K all headers;  414 uri_too_long: request line > 16 K
+  405 method_not_allowed  TRACE (not supported by ALB; connection kept)
   408 request_timeout  client sent part of a request, then nothing for the idle timeout
   463 xff_too_many     X-Forwarded-For with more than 30 addresses
   501 unsupported_transfer_encoding  Transfer-Encoding other than chunked/identity
@@ -106,13 +107,18 @@ class ListenerSpec:
     forward: list[tuple[str, int]]  # (target group ARN, weight)
     idle_timeout: float = 60.0
     group_stickiness: float = 0.0  # TargetGroupStickinessConfig DurationSeconds; 0: off
+    # LB attribute client_keep_alive.seconds: the first request after a client connection has
+    # been open this long is answered with "connection: close", then the connection ends.
+    # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration
+    client_keep_alive: float = 3600.0
 
     @classmethod
     def from_wire(cls, r: wire.Listener) -> ListenerSpec:
         return cls(arn=r["arn"], port=int(r["port"]),
                    forward=[(str(f[0]), int(f[1])) for f in r["forward"]],
                    idle_timeout=float(r["idle_timeout"]),
-                   group_stickiness=float(r.get("group_stickiness") or 0.0))
+                   group_stickiness=float(r.get("group_stickiness") or 0.0),
+                   client_keep_alive=float(r.get("client_keep_alive") or 3600.0))
 
 
 # ---- stickiness cookies ------------------------------------------------------------------
@@ -361,6 +367,7 @@ class DataPlane:
         peer = writer.get_extra_info("peername")
         client_ip = (peer[0] if peer else "0.0.0.0").encode()
         loop = asyncio.get_running_loop()
+        opened = loop.time()  # client keep-alive duration counts from the accept
 
         def touch() -> None:  # the idle timeout counts inactivity, not request duration
             client.deadline = loop.time() + run.spec.idle_timeout
@@ -384,8 +391,21 @@ class DataPlane:
                 # request: sync() swaps run.spec, so a ModifyListener applies to the next
                 # request on every connection, idle keep-alive ones included.
                 spec = run.spec
+                if loop.time() - opened >= spec.client_keep_alive:
+                    # Keep-alive duration elapsed: this request is still served; its response
+                    # (forwarded or ALB-made) says "connection: close", then the connection
+                    # ends (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration).
+                    req.close = True
                 if req.xff_count > XFF_MAX:
                     self._fail(writer, spec, req, 463, "xff_too_many", None, None)
+                    if req.close:
+                        return
+                    continue
+                if req.first[0] == b"TRACE":
+                    # AWS: "The client used the TRACE method, which is not supported by
+                    # Application Load Balancers" -> 405; the docs do not say the connection
+                    # is closed, so it is kept like 463 (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-troubleshooting.html#http-405-issues).
+                    self._fail(writer, spec, req, 405, "method_not_allowed", None, None)
                     if req.close:
                         return
                     continue
