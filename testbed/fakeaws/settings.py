@@ -83,8 +83,8 @@ class FakeAwsSettings(BaseModel):
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Use("both"), Field(
         description="Log level of both processes.")] = "INFO"
     loop: Annotated[Literal["asyncio", "uvloop", "auto"], Use("engine"), Field(
-        description="Engine event loop: asyncio, uvloop (if installed) or auto (uvloop when "
-                    "installed).")] = "asyncio"
+        description="Event loop of the engine and its data-plane workers: asyncio, uvloop "
+                    "(a dependency on Linux and macOS) or auto (uvloop when installed).")] = "auto"
     dataplane_workers: Annotated[int, Use("engine"), Field(
         ge=0, le=64,
         description="Data-plane worker processes sharing each listener port (SO_REUSEPORT), "

@@ -74,6 +74,17 @@ class FakeAws:
         evs = self.get(f"/_testbed/events?since={since}")["events"]
         return [e for e in evs if kind is None or e["kind"] == kind]
 
+    def elb_errors(self, since: int, expect: int = 1, timeout: float = 5.0
+                   ) -> list[dict[str, Any]]:
+        """elb_error events after `since`, once there are at least `expect` of them: with
+        data-plane workers an event reaches the engine's log just after the response reaches
+        the client."""
+        if expect <= 0:
+            return self.events(since, "elb_error")
+        return list(wait_until(
+            lambda: (evs if len(evs := self.events(since, "elb_error")) >= expect else None),
+            timeout, what=f"{expect} elb_error events", interval=API_POLL))
+
     def last_seq(self) -> int:
         return int(self.get("/_testbed/events?limit=1")["latest"])
 

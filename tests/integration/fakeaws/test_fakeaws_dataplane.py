@@ -12,13 +12,11 @@ import pytest
 
 from tests.waiting import wait_until
 
-
-
 pytestmark = pytest.mark.integration
 
 
 def _elb_errors(fakeaws, since):
-    return [e for e in fakeaws.events(since) if e["kind"] == "elb_error"]
+    return fakeaws.elb_errors(since)
 
 
 def _expect(fakeaws, http_get, url, status, reason, target=None):
@@ -57,6 +55,7 @@ def test_502_refused_via_fail_open(fakeaws, make_alb, http_get, free_port):
     _expect(fakeaws, http_get, alb.url + "/r", 502, "target_refused", f"127.0.0.1:{port}")
 
 
+@pytest.mark.single_node  # the pooled connection is one worker's (one ALB node's)
 def test_502_closed_reset_and_keepalive_race(fakeaws, make_alb, targets, http_get):
     srv = targets()
     alb = make_alb()
@@ -173,6 +172,7 @@ def test_deregister_propagation_delay(fakeaws, make_alb, targets, http_get):
     assert abs(routing[-1]["ts"] - t_dereg - d) < 0.1
 
 
+@pytest.mark.single_node  # round-robin turns are per ALB node (per data-plane worker)
 def test_forwarded_headers_round_robin_and_fail_open(fakeaws, make_alb, targets, http_get):
     a, b = targets(), targets()
     alb = make_alb()
