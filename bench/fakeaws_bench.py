@@ -4,10 +4,11 @@
 
 Everything runs on loopback, every loop is bounded. Targets are an nginx instance returning
 200 from memory (so neither proxy is limited by slow targets); the reference proxy is a second
-nginx with ONE worker (the fake ALB's data plane is one asyncio process), proxying with
-upstream keep-alive to the same targets. Throughput uses `ab -k` (apache2-utils) when present,
-otherwise a Python closed-loop client. Latency uses an open-loop asyncio client (fixed arrival
-rate, latency measured from the intended send time).
+nginx with as many worker processes as the fake ALB has data-plane workers (1, then one per
+core), proxying with upstream keep-alive to the same targets. Memory: the engine's and the
+workers' RSS after 100,000 requests and after 1,000,000 more. Throughput uses `ab -k`
+(apache2-utils) when present, otherwise a Python closed-loop client. Latency uses an
+open-loop asyncio client (fixed arrival rate, latency measured from the intended send time).
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def nginx(conf: str, tmp: Path, name: str) -> Iterator[None]:
         proc.wait(10)
 
 
-def nginx_conf(servers: str) -> str:
-    return f"""worker_processes 1;
+def nginx_conf(servers: str, workers: int = 1) -> str:
+    return f"""worker_processes {workers};
 pid @DIR@/nginx.pid;
 error_log @DIR@/error.log crit;
 events {{ worker_connections 4096; }}
@@ -86,10 +87,11 @@ http {{
 
 
 @contextmanager
-def fakeaws(min_interval: float = 5.0) -> Iterator[str]:
+def fakeaws(min_interval: float = 5.0, workers: int = 1) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([str(BIN / "testbed"), "fakeaws", "serve", "--port", str(port),
                              "--min-health-check-interval", str(min_interval),
+                             "--dataplane-workers", str(workers),
                              "--log-level", "WARNING"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -278,6 +280,12 @@ def engine_rss_kb(url: str) -> int:
     return int(stats(url)["engine"]["rss_kb"])
 
 
+def plane_rss_kb(url: str) -> int:
+    """The engine's RSS plus its data-plane workers'."""
+    eng = stats(url)["engine"]
+    return int(eng["rss_kb"]) + sum(int(w["rss_kb"]) for w in eng["workers"])
+
+
 # ---- main ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__,
@@ -291,31 +299,41 @@ def main(argv: list[str] | None = None) -> None:
     lat_rounds = 3
     res: dict[str, Any] = {}
     tmp = Path(tempfile.mkdtemp(prefix="fakeaws-bench-"))
-    t1, t2, px = free_port(), free_port(), free_port()
+    t1, t2 = free_port(), free_port()
     targets = nginx_conf(f"""server {{ listen 127.0.0.1:{t1}; location / {{ return 200 "ok"; }} }}
   server {{ listen 127.0.0.1:{t2}; location / {{ return 200 "ok"; }} }}""")
-    proxy = nginx_conf(f"""upstream t {{ server 127.0.0.1:{t1}; server 127.0.0.1:{t2};
+    cores = len(os.sched_getaffinity(0))
+    print(f"cpus={cores} load={os.getloadavg()[0]:.1f} quick={args.quick}")
+    with nginx(targets, tmp, "targets"):
+        # Throughput: nginx and the fake ALB with the same number of worker processes.
+        for workers in sorted({1, cores}):
+            px = free_port()
+            proxy = nginx_conf(f"""upstream t {{ server 127.0.0.1:{t1}; server 127.0.0.1:{t2};
     keepalive 128; }}
   server {{ listen 127.0.0.1:{px}; location / {{ proxy_pass http://t;
     proxy_http_version 1.1; proxy_set_header Connection "";
-    proxy_set_header X-Forwarded-For $remote_addr; }} }}""")
-    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} quick={args.quick}")
-    with nginx(targets, tmp, "targets"), nginx(proxy, tmp, "proxy"), fakeaws() as api:
-        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{px}/").status == 200,
-                   10, "nginx")
+    proxy_set_header X-Forwarded-For $remote_addr; }} }}""", workers)
+            with nginx(proxy, tmp, f"proxy{workers}"), fakeaws(workers=workers) as api:
+                url = f"http://127.0.0.1:{px}/"
+                wait_until(lambda u=url: urllib.request.urlopen(u).status == 200, 10, "nginx")
+                tg_arn, lport = make_alb(api, [t1, t2])
+                wait_healthy(api, tg_arn, 2)
+                alb = f"http://127.0.0.1:{lport}/"
+                ab(alb, 2000, 10)  # warm-up
+                ab(f"http://127.0.0.1:{px}/", 2000, 10)
+                for c in (1, 50):
+                    rn = ab(f"http://127.0.0.1:{px}/", n_ab, c)
+                    ra = ab(alb, n_ab, c)
+                    res[f"throughput_w{workers}_c{c}"] = {
+                        "workers": workers, "nginx_rps": round(rn), "alb_rps": round(ra),
+                        "ratio": round(ra / rn, 3)}
+                    print(f"throughput workers={workers} c={c}: nginx {rn:.0f} rps, fake ALB "
+                          f"{ra:.0f} rps, ratio {ra / rn:.2f}", flush=True)
+
+    with nginx(targets, tmp, "targets2"), fakeaws(workers=cores) as api:
         tg_arn, lport = make_alb(api, [t1, t2])
         wait_healthy(api, tg_arn, 2)
         alb = f"http://127.0.0.1:{lport}/"
-        ab(alb, 2000, 10)  # warm-up
-        ab(f"http://127.0.0.1:{px}/", 2000, 10)
-        for c in (1, 50):
-            rn = ab(f"http://127.0.0.1:{px}/", n_ab, c)
-            ra = ab(alb, n_ab, c)
-            res[f"throughput_c{c}"] = {"nginx_rps": round(rn), "alb_rps": round(ra),
-                                       "ratio": round(ra / rn, 3)}
-            print(f"throughput c={c}: nginx {rn:.0f} rps, fake ALB {ra:.0f} rps, "
-                  f"ratio {ra / rn:.2f}", flush=True)
-
         # Open loop at 1,000 rps, alternating direct / via the ALB / via the ALB while the API
         # serves DescribeTargetHealth flat out (other process); each p99 is the median over
         # rounds, since one scheduler hiccup on a shared 2-core machine dominates a single p99.
@@ -372,15 +390,33 @@ def main(argv: list[str] | None = None) -> None:
                       "engine_rss_mb": round(engine_rss_kb(api) / 1024, 1)}
         print(f"api: {res['api']}", flush=True)
 
+        # Memory over 1,000,000 requests (after 100,000 to warm pools and allocators).
+        n_mem = 100_000 if args.quick else 1_000_000
+        ab(alb, 100_000, 50)
+        rss_a = plane_rss_kb(api)
+        t0 = time.perf_counter()
+        ab(alb, n_mem, 50)
+        rss_b = plane_rss_kb(api)
+        res["memory"] = {"requests": n_mem, "seconds": round(time.perf_counter() - t0, 1),
+                         "data_plane_rss_mb_before": round(rss_a / 1024, 1),
+                         "data_plane_rss_mb_after": round(rss_b / 1024, 1),
+                         "growth_ratio": round(rss_b / rss_a, 3)}
+        print(f"memory: {res['memory']}", flush=True)
+
     if not args.skip_jitter:
         res["health_check_jitter"] = jitter(rounds=3)
         print(f"health check jitter: {res['health_check_jitter']}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
-    tp = res["throughput_c50"]["ratio"]
     lat_r = res["latency_1000rps"]
     print("\nRESULTS (goal in brackets)")
-    print(f"  throughput ratio vs nginx, c=50: {tp:.2f} [>= 0.5]; c=1: "
-          f"{res['throughput_c1']['ratio']:.2f}")
+    for key, r in res.items():
+        if key.startswith("throughput_"):
+            c = key.rsplit("_c", 1)[1]
+            print(f"  throughput ratio vs nginx, {r['workers']} worker(s) each, c={c}: "
+                  f"{r['ratio']:.2f} [>= 0.5]")
+    m = res["memory"]
+    print(f"  data-plane RSS over {m['requests']} requests: {m['data_plane_rss_mb_before']} -> "
+          f"{m['data_plane_rss_mb_after']} MB (x{m['growth_ratio']}) [flat]")
     print(f"  added p99 @1000 rps (median of {lat_r['rounds']} rounds): "
           f"{lat_r['added_p99_ms']:.2f} ms [<= 2 ms]; best round "
           f"{lat_r['added_p99_best_round_ms']:.2f} ms; with API load: median "

@@ -17,6 +17,7 @@ Adding a setting means adding one field here and reading it where it is used.
 from __future__ import annotations
 
 import argparse
+import os
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,8 +83,14 @@ class FakeAwsSettings(BaseModel):
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Use("both"), Field(
         description="Log level of both processes.")] = "INFO"
     loop: Annotated[Literal["asyncio", "uvloop", "auto"], Use("engine"), Field(
-        description="Engine event loop: asyncio, uvloop (if installed) or auto (uvloop when "
-                    "installed).")] = "asyncio"
+        description="Event loop of the engine and its data-plane workers: asyncio, uvloop "
+                    "(a dependency on Linux and macOS) or auto (uvloop when installed).")] = "auto"
+    dataplane_workers: Annotated[int, Use("engine"), Field(
+        ge=0, le=64,
+        description="Data-plane worker processes sharing each listener port (SO_REUSEPORT), "
+                    "each with its own round-robin turns, least-outstanding counts and "
+                    "connection pools, like separate ALB nodes; 1: the data plane runs in "
+                    "the engine process; 0: one per CPU core.")] = 0
     api_nice: Annotated[int, Use("api"), Field(
         ge=0, le=19,
         description="Niceness added to the API process (not the engine) so API load steals "
@@ -98,6 +105,14 @@ class FakeAwsSettings(BaseModel):
     @property
     def listen_on(self) -> str:
         return self.listener_host or self.host
+
+    @property
+    def worker_count(self) -> int:
+        """`dataplane_workers` with 0 resolved to the number of usable CPU cores."""
+        if self.dataplane_workers:
+            return self.dataplane_workers
+        affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere all cores
+        return len(affinity(0)) if affinity else os.cpu_count() or 1
 
     def runtime_values(self) -> dict[str, Any]:
         return {s.name: getattr(self, s.name) for s in SETTINGS if s.use.runtime}

@@ -17,6 +17,10 @@ ALGORITHMS = ("round_robin", "least_outstanding_requests", "weighted_random")
 # The engine prints `READY <control port>` on stdout once its control API listens.
 READY = "READY"
 
+# /sync answers `bind_failed: [{listener_arn, port, host, error}]`; an error starting with
+# this is a port another listener has (the rest is that listener's ARN).
+PORT_TAKEN = "port taken by listener "
+
 
 class HealthCheck(TypedDict):
     enabled: bool

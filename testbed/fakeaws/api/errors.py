@@ -79,6 +79,20 @@ def service_unavailable(detail: str = "") -> AwsError:
                     f"of the server.{' ' + detail if detail else ''}", 503)
 
 
+def listener_not_bound(port: int, host: str, error: str, taken_by: str | None) -> AwsError:
+    """The fake ALB could not listen on a new listener's port. Not an AWS case (each real
+    load balancer has its own addresses): the fake listens for every load balancer on one
+    address, so a port can be one listener's only (docs/fakeaws.md, "Listeners")."""
+    if taken_by is not None:
+        return AwsError("DuplicateListener",
+                        f"A listener with the specified port already exists: port {port} on "
+                        f"{host} is listener {taken_by}'s (the fake ALB listens for every "
+                        "load balancer on one address; use another port)")
+    return AwsError("ValidationError",
+                    f"The fake ALB cannot listen on {host}:{port}: {error} (another process "
+                    "holds the port, or it needs privileges; use another port)")
+
+
 def duplicate_load_balancer_name() -> AwsError:
     return AwsError("DuplicateLoadBalancerName",
                     "A load balancer with the same name exists, but with different settings")

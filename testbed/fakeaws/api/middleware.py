@@ -30,6 +30,7 @@ from testbed.fakeaws.api.errors import (
     duplicate_load_balancer_name,
     duplicate_target_group_name,
     internal_failure,
+    listener_not_bound,
     missing_action,
     not_modelled,
     ok_response,
@@ -40,6 +41,7 @@ from testbed.fakeaws.api.errors import (
     xml_safe,
 )
 from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL, FakeAwsSettings
+from testbed.fakeaws.wire import PORT_TAKEN
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ TRUST_STORE_ACTIONS = frozenset({
 })
 MARKERS_KEPT = 1000
 _NEXT_MARKER = re.compile(rb"<NextMarker>([^<]+)</NextMarker>")
+_LISTENER_ARN = re.compile(rb"<ListenerArn>([^<]+)</ListenerArn>")
 TRIM_EVERY = 500  # calls between clearing moto's class-level instance lists (memory bound)
 # Characters a query string passed on to the engine keeps as they are (RFC 3986 query
 # characters plus '%'); anything else (spaces, control characters) is percent-encoded.
@@ -192,20 +195,51 @@ class FakeAwsApp:
                       start_response: StartResponse,
                       after: Callable[[], None] | None = None) -> Iterable[bytes]:
         with self.lock:
+            old_port = moto_state.listener_port(form.get("ListenerArn", ""))
             status, headers, body = self.call_moto(form, environ)
             if status.startswith("200"):
                 if after is not None:
                     after()
-                self.sync()
+                failed = self.sync()
+                if failed:
+                    raise self._listener_not_bound(form, environ, body, old_port, failed)
         start_response(status, headers)
         return [body]
 
-    def sync(self) -> None:
+    def _listener_not_bound(self, form: dict[str, str], environ: dict[str, Any], body: bytes,
+                            old_port: int | None, failed: list[dict[str, Any]]) -> AwsError:
+        """A CreateListener or ModifyListener whose port the engine could not listen on:
+        undo it in moto (delete the new listener, or put the old port back) and answer an
+        error, so the API never shows a listener that does not listen."""
+        action = form["Action"]
+        m = _LISTENER_ARN.search(body)
+        arn = unescape(m.group(1).decode()) if m else form.get("ListenerArn", "")
+        mine = next((f for f in failed if f["listener_arn"] == arn), None)
+        if mine is None or action not in ("CreateListener", "ModifyListener"):
+            log.error("listeners not bound action=%s failed=%s", action, failed)
+            return internal_failure()
+        if action == "CreateListener":
+            self.call_moto({"Action": "DeleteListener", "Version": VERSION,
+                            "ListenerArn": arn}, environ)
+        elif old_port is not None:
+            self.call_moto({"Action": "ModifyListener", "Version": VERSION,
+                            "ListenerArn": arn, "Port": str(old_port)}, environ)
+        self.sync()
+        err = str(mine["error"])
+        taken_by = err.removeprefix(PORT_TAKEN) if err.startswith(PORT_TAKEN) else None
+        log.warning("listener not bound action=%s listener_arn=%s port=%s error=%s", action,
+                    arn, mine["port"], err)
+        return listener_not_bound(int(mine["port"]), str(mine["host"]), err, taken_by)
+
+    def sync(self) -> list[dict[str, Any]]:
+        """Push moto's state to the engine -> the listeners it could not listen on."""
         with self.lock:
             snap = moto_state.snapshot(self.overrides)
-            code, _ = self.engine.call("POST", "/sync", snap)
+            code, answer = self.engine.call("POST", "/sync", snap)
             if code != 200:
                 log.error("engine sync failed status=%s", code)
+                return []
+            return list(answer.get("bind_failed") or [])
 
     # ---- targets (answered from the engine's store) ------------------------------------------
     def _tg(self, form: dict[str, str]) -> Any:

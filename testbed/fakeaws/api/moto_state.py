@@ -44,6 +44,18 @@ def load_balancer_named(name: str, region: str) -> Any | None:
     return None
 
 
+def listener_port(arn: str) -> int | None:
+    """The port of the listener with this ARN (None: no such listener)."""
+    if not arn:
+        return None
+    for be in backends():
+        for lb in list(be.load_balancers.values()):
+            lst = lb.listeners.get(arn)
+            if lst is not None:
+                return int(lst.port)
+    return None
+
+
 def target_group_named(name: str, region: str) -> Any | None:
     """The target group called `name` in `region` (any account), if any."""
     for be in _in_region(elbv2_backends, region):

@@ -20,8 +20,10 @@ from aiohttp import web
 from testbed.fakeaws import settings as declared
 from testbed.fakeaws import wire
 from testbed.fakeaws.engine.dataplane.proxy import DataPlane, ListenerSpec
+from testbed.fakeaws.engine.dataplane.workers import WorkerPool
 from testbed.fakeaws.engine.events import EventLog, QueryError, parse_query
 from testbed.fakeaws.engine.health import HealthChecker
+from testbed.fakeaws.engine.loop import install_loop
 from testbed.fakeaws.engine.store import TargetGroupSpec, TargetStore
 from testbed.fakeaws.settings import SCOPE_KEY, FakeAwsSettings, SettingsError
 
@@ -35,7 +37,10 @@ class Engine:
         self.events = EventLog()
         self.store = TargetStore(loop, self.events, settings)
         self.checker = HealthChecker(self.store, settings)
-        self.dataplane = DataPlane(self.store, self.events, settings)
+        # One data plane in this process, or worker processes (started by `start`).
+        self.dataplane: DataPlane | WorkerPool = (
+            DataPlane(self.store, self.events, settings) if settings.worker_count == 1
+            else WorkerPool(self.store, self.events, settings, settings.worker_count))
         self._lock = asyncio.Lock()
 
     def app(self) -> web.Application:
@@ -63,8 +68,11 @@ class Engine:
             return web.json_response({"error": f"bad snapshot: {exc!r}"}, status=400)
         async with self._lock:
             self.store.sync_groups(groups)
-            await self.dataplane.sync(listeners)
-        return web.json_response({"ok": True})
+            failures = await self.dataplane.sync(listeners, snap)
+        # The API process turns a bind failure into the error of the call that caused it.
+        return web.json_response({"ok": not failures, "bind_failed": [
+            {"listener_arn": f.listener_arn, "port": f.port, "host": f.host, "error": f.error}
+            for f in failures]})
 
     async def register(self, req: web.Request) -> web.Response:
         body = await req.json()
@@ -172,12 +180,14 @@ class Engine:
             return web.json_response({"error": str(exc)}, status=400)
         if tg_arn is None:
             self.settings.apply_runtime(update)
+            self.dataplane.push_runtime()
             self.events.emit("config", **self.settings.runtime_values())
             return web.json_response(self._config(None))
         try:
             self.store.set_overrides(tg_arn, update)
         except KeyError:
             return self._unknown_group(tg_arn)
+        self.dataplane.push_runtime()
         # tg_arn as in every other event about a group, so filtered readers see it too.
         self.events.emit("config", **self.store.runtime_values(tg_arn),
                          **{SCOPE_KEY: tg_arn, "tg_arn": tg_arn})
@@ -193,7 +203,8 @@ class Engine:
         return web.json_response({"ok": True})
 
     async def healthz(self, req: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "listeners": len(self.dataplane.listeners)})
+        return web.json_response({"ok": True, "listeners": len(self.dataplane.listeners),
+                                  "dataplane_workers": self.settings.worker_count})
 
     async def stats(self, req: web.Request) -> web.Response:
         late = sorted(self.checker.lateness)
@@ -206,15 +217,18 @@ class Engine:
             for line in fh:
                 if line.startswith("VmRSS:"):
                     rss_kb = int(line.split()[1])
+        plane = await self.dataplane.stats()
         return web.json_response({
             "checks": len(late), "lateness_p50": pct(0.5), "lateness_p99": pct(0.99),
-            "lateness_max": late[-1] if late else None, "requests": self.dataplane.requests,
-            "rss_kb": rss_kb, "pid": os.getpid(),
+            "lateness_max": late[-1] if late else None, "requests": plane["requests"],
+            "workers": plane["workers"], "rss_kb": rss_kb, "pid": os.getpid(),
             "targets": sum(len(v) for v in self.store.targets.values())})
 
 
 async def amain(settings: FakeAwsSettings, control_port: int) -> None:
     engine = Engine(settings)
+    if isinstance(engine.dataplane, WorkerPool):
+        await engine.dataplane.start()
     runner = web.AppRunner(engine.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", control_port)
@@ -232,7 +246,7 @@ async def amain(settings: FakeAwsSettings, control_port: int) -> None:
     loop.add_reader(sys.stdin.fileno(), on_stdin)
     await done.wait()
     engine.checker.stop_all()
-    await engine.dataplane.stop_all()
+    await engine.dataplane.close()
     await runner.cleanup()
 
 
@@ -250,13 +264,5 @@ def main(argv: list[str] | None = None) -> None:
     settings, control_port = parse_args(argv)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if settings.loop in ("auto", "uvloop"):
-        try:
-            import uvloop  # optional dependency; ~10% less CPU per request in an A/B run
-        except ImportError:
-            if settings.loop == "uvloop":
-                raise
-        else:
-            uvloop.install()
-    log.info("engine event loop policy=%s", type(asyncio.get_event_loop_policy()).__module__)
+    install_loop(settings)
     asyncio.run(amain(settings, control_port))

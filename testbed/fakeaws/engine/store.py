@@ -169,6 +169,10 @@ class TargetStore:
         self.on_checks_start: Callable[[Target], None] = lambda t: None
         self.on_checks_stop: Callable[[Target], None] = lambda t: None
         self.on_target_removed: Callable[[Target], None] = lambda t: None
+        # Hooks for data-plane worker processes (dataplane/workers.py): the routing set of a
+        # group after each recompute, and a target whose deregistration delay expired.
+        self.on_routing: Callable[[str, list[Target]], None] = lambda arn, ts: None
+        self.on_drain_expired: Callable[[Target], None] = lambda t: None
 
     # ---- target groups -------------------------------------------------------------------
     def sync_groups(self, specs: list[TargetGroupSpec]) -> None:
@@ -298,6 +302,7 @@ class TargetStore:
     def _drain_expire(self, t: Target) -> None:
         for abort in list(t.aborters):
             abort("drain_expired")
+        self.on_drain_expired(t)
         self._remove(t, emit=True)
 
     def _remove(self, t: Target, emit: bool) -> None:
@@ -437,6 +442,7 @@ class TargetStore:
             self.routing[tg_arn] = chosen
             self.events.emit("routing", tg_arn=tg_arn, targets=[t.addr for t in chosen],
                              fail_open=fail_open)
+        self.on_routing(tg_arn, chosen)
 
     def pick(self, tg_arn: str) -> Target | None:
         """The target for a new request, chosen by the group's routing algorithm."""

@@ -74,6 +74,17 @@ class FakeAws:
         evs = self.get(f"/_testbed/events?since={since}")["events"]
         return [e for e in evs if kind is None or e["kind"] == kind]
 
+    def elb_errors(self, since: int, expect: int = 1, timeout: float = 5.0
+                   ) -> list[dict[str, Any]]:
+        """elb_error events after `since`, once there are at least `expect` of them: with
+        data-plane workers an event reaches the engine's log just after the response reaches
+        the client."""
+        if expect <= 0:
+            return self.events(since, "elb_error")
+        return list(wait_until(
+            lambda: (evs if len(evs := self.events(since, "elb_error")) >= expect else None),
+            timeout, what=f"{expect} elb_error events", interval=API_POLL))
+
     def last_seq(self) -> int:
         return int(self.get("/_testbed/events?limit=1")["latest"])
 
@@ -84,14 +95,34 @@ class FakeAws:
                                           retries={"max_attempts": 1}))
 
 
+# Modules whose tests also run against data-plane worker processes (--dataplane-workers 2:
+# two ALB nodes sharing each listener port); the rest run with the data plane in the engine.
+# A test that pins one node's behaviour (e.g. least-outstanding counts) is marked single_node.
+WORKER_MODULES = {"test_fakeaws_dataplane", "test_fakeaws_hostile_http",
+                  "test_fakeaws_routing", "test_fakeaws_workers"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "fakeaws_server" not in metafunc.fixturenames:
+        return
+    if metafunc.module.__name__.rsplit(".", 1)[-1] not in WORKER_MODULES:
+        return
+    counts = [1] if metafunc.definition.get_closest_marker("single_node") else [1, 2]
+    if metafunc.module.__name__.endswith("test_fakeaws_workers"):
+        counts = [2]
+    metafunc.parametrize("fakeaws_server", counts, indirect=True, scope="session",
+                         ids=[f"{n}w" for n in counts])
+
+
 @pytest.fixture(scope="session")
-def fakeaws_server() -> Iterator[FakeAws]:
+def fakeaws_server(request: pytest.FixtureRequest) -> Iterator[FakeAws]:
+    workers = getattr(request, "param", 1)
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "testbed"), "fakeaws", "serve", "--port", str(port),
          "--min-health-check-interval", "0.2", "--min-client-keep-alive", "0.5",
-         "--connect-timeout", "1",
+         "--connect-timeout", "1", "--dataplane-workers", str(workers),
          "--log-level", "WARNING"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from tests.waiting import wait_until
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def _elb_errors(fakeaws, since):
-    return [e for e in fakeaws.events(since) if e["kind"] == "elb_error"]
+    return fakeaws.elb_errors(since)
 
 
 def _expect(fakeaws, http_get, url, status, reason, target=None):
@@ -53,6 +55,7 @@ def test_502_refused_via_fail_open(fakeaws, make_alb, http_get, free_port):
     _expect(fakeaws, http_get, alb.url + "/r", 502, "target_refused", f"127.0.0.1:{port}")
 
 
+@pytest.mark.single_node  # the pooled connection is one worker's (one ALB node's)
 def test_502_closed_reset_and_keepalive_race(fakeaws, make_alb, targets, http_get):
     srv = targets()
     alb = make_alb()
@@ -169,6 +172,7 @@ def test_deregister_propagation_delay(fakeaws, make_alb, targets, http_get):
     assert abs(routing[-1]["ts"] - t_dereg - d) < 0.1
 
 
+@pytest.mark.single_node  # round-robin turns are per ALB node (per data-plane worker)
 def test_forwarded_headers_round_robin_and_fail_open(fakeaws, make_alb, targets, http_get):
     a, b = targets(), targets()
     alb = make_alb()
@@ -187,6 +191,7 @@ def test_forwarded_headers_round_robin_and_fail_open(fakeaws, make_alb, targets,
     assert http_get(alb.url + "/open")[0] == 200  # fail-open
 
 
+@pytest.mark.single_node  # counts are per ALB node (per data-plane worker)
 def test_least_outstanding_requests_via_attribute(fakeaws, make_alb, targets, http_get):
     a, b = targets(), targets()
     alb = make_alb()
@@ -222,3 +227,53 @@ def test_weighted_random_spreads_in_random_order(make_alb, targets, http_get):
     assert 10 <= ports.count(a.port) <= 50  # P(outside) ~ 1e-7 for a fair coin
     # 60 draws without two equal neighbours: probability 2**-59 for a fair coin.
     assert any(x == y for x, y in zip(ports, ports[1:], strict=False))
+
+
+# ---- listener ports: one address for every load balancer ----------------------------------
+def _listener_error(call: Any) -> tuple[str, str]:
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        call()
+    err = ei.value.response["Error"]
+    return err["Code"], err["Message"]
+
+
+def test_listener_port_of_another_load_balancer_is_refused(fakeaws, make_alb, targets,
+                                                           http_get):
+    srv = targets()
+    first = make_alb()
+    first.register(srv)
+    first.wait_state(srv, "healthy")
+    second = make_alb(listener=False)
+    code, msg = _listener_error(lambda: second.elbv2.create_listener(
+        LoadBalancerArn=second.lb_arn, Protocol="HTTP", Port=first.port,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": second.tg_arn}]))
+    assert code == "DuplicateListener"
+    assert first.listener_arn in msg
+    # Rolled back: the second load balancer has no listener; the first still serves.
+    assert second.elbv2.describe_listeners(LoadBalancerArn=second.lb_arn)["Listeners"] == []
+    assert http_get(first.url + "/still-mine")[0] == 200
+    assert srv.requests[-1].path == "/still-mine"
+
+
+def test_modify_listener_to_a_taken_port_keeps_the_old_port(fakeaws, make_alb, http_get):
+    a, b = make_alb(), make_alb()
+    code, _ = _listener_error(lambda: b.elbv2.modify_listener(ListenerArn=b.listener_arn,
+                                                              Port=a.port))
+    assert code == "DuplicateListener"
+    ls = b.elbv2.describe_listeners(ListenerArns=[b.listener_arn])["Listeners"]
+    assert ls[0]["Port"] == b.port
+    assert http_get(b.url + "/")[0] == 503  # still listening there (no targets)
+
+
+def test_port_held_by_another_process_fails_create_listener(fakeaws, make_alb, free_port):
+    alb = make_alb(listener=False)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        code, msg = _listener_error(lambda: alb.elbv2.create_listener(
+            LoadBalancerArn=alb.lb_arn, Protocol="HTTP", Port=port,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": alb.tg_arn}]))
+    assert code == "ValidationError"
+    assert f"127.0.0.1:{port}" in msg and "in use" in msg
+    assert alb.elbv2.describe_listeners(LoadBalancerArn=alb.lb_arn)["Listeners"] == []

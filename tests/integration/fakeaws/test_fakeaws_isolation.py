@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
+import botocore.exceptions
 import pytest
 
 from tests.waiting import wait_until
@@ -238,16 +239,20 @@ def test_bad_event_queries_get_400_json(fakeaws, path, query):
 
 
 def test_listener_bind_failed_names_its_port_and_listener(fakeaws, make_alb):
+    """The CreateListener fails (ValidationError naming the port) and the event log has the
+    bind failure under that port, so a run filtering by its listener port sees it."""
     alb = make_alb(listener=False)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
         seq = fakeaws.last_seq()
-        arn = alb.elbv2.create_listener(
-            LoadBalancerArn=alb.lb_arn, Protocol="HTTP", Port=port,
-            DefaultActions=[{"Type": "forward", "TargetGroupArn": alb.tg_arn}],
-        )["Listeners"][0]["ListenerArn"]
+        with pytest.raises(botocore.exceptions.ClientError) as ei:
+            alb.elbv2.create_listener(
+                LoadBalancerArn=alb.lb_arn, Protocol="HTTP", Port=port,
+                DefaultActions=[{"Type": "forward", "TargetGroupArn": alb.tg_arn}])
         evs = fakeaws.get(f"/_testbed/events?since={seq}&listener_port={port}")["events"]
-    assert [(e["kind"], e["action"], e["listener_arn"]) for e in evs] == [
-        ("listener", "bind_failed", arn)]
+    assert ei.value.response["Error"]["Code"] == "ValidationError"
+    assert f":{port}" in ei.value.response["Error"]["Message"]
+    assert [(e["kind"], e["action"], e["listener_port"]) for e in evs] == [
+        ("listener", "bind_failed", port)]

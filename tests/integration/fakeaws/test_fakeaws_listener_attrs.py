@@ -120,7 +120,7 @@ def test_keep_alive_duration_also_closes_after_alb_made_answers(fakeaws: Any, ra
     assert c.closed()
     c.close()
     assert target.requests == []
-    assert len(elb_errors(fakeaws, seq)) == len(seen)
+    assert len(elb_errors(fakeaws, seq, expect=len(seen))) == len(seen)
 
 
 def test_keep_alive_attribute_is_validated_and_described(fakeaws: Any, raw_alb: Any) -> None:

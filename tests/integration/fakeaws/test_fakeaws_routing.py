@@ -136,7 +136,7 @@ def test_all_weights_zero_answer_503(fakeaws, make_alb, targets) -> None:
     for _ in range(10):
         r = _get(alb.port, "/zero")
         assert (r.status, r.header("x-testbed-elb-error")) == (503, "all_weights_zero")
-    ev = [e for e in fakeaws.events(seq, kind="elb_error")]
+    ev = fakeaws.elb_errors(seq, expect=10)
     assert len(ev) == 10 and ev[-1]["reason"] == "all_weights_zero" and ev[-1]["status"] == 503
     assert ev[-1]["listener_port"] == alb.port and ev[-1]["tg_arn"] is None
     assert not [r for s in (a, b) for r in s.requests if r.path == "/zero"]

@@ -130,7 +130,8 @@ def test_the_stream_takes_no_limit() -> None:
 def _with_engine(body: Callable[[engine_main.Engine, TestClient[Any, Any]], Awaitable[None]],
                  **settings: Any) -> None:
     async def run() -> None:
-        engine = engine_main.Engine(FakeAwsSettings(**settings))
+        # The data plane in this process (no worker processes in unit tests).
+        engine = engine_main.Engine(FakeAwsSettings(**{"dataplane_workers": 1, **settings}))
         engine.store.sync_groups([TargetGroupSpec(arn=A), TargetGroupSpec(arn=B)])
         async with TestClient(TestServer(engine.app())) as client:
             await body(engine, client)
@@ -192,7 +193,8 @@ def test_engine_scoped_config_refusals() -> None:
         ]:
             code, answer = await _call(client, "POST", path, payload)
             assert code == status and isinstance(answer["error"], str), (payload, answer)
-        assert engine.store.overrides == {} and engine.settings == FakeAwsSettings()
+        assert engine.store.overrides == {}
+        assert engine.settings == FakeAwsSettings(dataplane_workers=1)
         assert engine.events.since(seq)[0] == []
         for query, status in [("target_group_arn=arn:tg/gone", 404), ("target_group_arn=", 400),
                               (f"target_group_arn={A}&target_group_arn={B}", 400)]:
@@ -224,7 +226,7 @@ def test_connect_timeout_is_the_target_groups(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(proxy.asyncio, "open_connection", never)
 
     async def run() -> None:
-        engine = engine_main.Engine(FakeAwsSettings(connect_timeout=300))
+        engine = engine_main.Engine(FakeAwsSettings(connect_timeout=300, dataplane_workers=1))
         engine.store.sync_groups([TargetGroupSpec(arn=A, in_use=True)])
         engine.store.set_overrides(A, {"connect_timeout": 0.05})
         engine.store.register(A, [("10.0.0.1", 80, None)])

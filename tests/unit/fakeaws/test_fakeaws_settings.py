@@ -94,7 +94,7 @@ def test_engine_flags_are_generated_with_the_declared_defaults() -> None:
     assert settings == FakeAwsSettings() and control_port == 0
     names = {s.name for s in settings_for("engine")}
     assert {"register_delay", "deregister_delay", "connect_timeout", "listener_host",
-            "min_health_check_interval", "log_level", "loop"} == names
+            "min_health_check_interval", "log_level", "loop", "dataplane_workers"} == names
 
 
 def test_api_passes_every_engine_setting_through_the_command_line() -> None:

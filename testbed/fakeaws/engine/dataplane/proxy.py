@@ -35,7 +35,9 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from testbed.fakeaws import wire
 from testbed.fakeaws.engine.balancer import pick_weighted
@@ -50,14 +52,52 @@ from testbed.fakeaws.engine.dataplane.http1 import (
     error_response,
     head_bytes,
 )
-from testbed.fakeaws.engine.events import EventLog
-from testbed.fakeaws.engine.store import Stickiness, Target, TargetStore
-from testbed.fakeaws.settings import FakeAwsSettings
+from testbed.fakeaws.engine.store import Stickiness, TargetGroupSpec
+from testbed.fakeaws.settings import FakeAwsSettings, RuntimeKey
 
 log = logging.getLogger(__name__)
 
 POOL_MAX = 256
 COPY_CHUNK = 65536
+
+
+class Target(Protocol):
+    """What the data plane reads and keeps on a target (store.Target, replica.RouteTarget)."""
+
+    tg_arn: str
+    id: str
+    port: int
+    in_flight: int
+    dp_removed: bool
+    aborters: set[Callable[[str], None]]
+
+    @property
+    def addr(self) -> str: ...
+
+
+class Routes(Protocol):
+    """Where the data plane learns what to route to: the engine's TargetStore when it runs
+    in the engine process, a worker's Replica (replica.py) when it runs in a worker."""
+
+    on_target_removed: Callable[[Any], None]
+
+    @property
+    def groups(self) -> Mapping[str, TargetGroupSpec]: ...
+    def pick(self, tg_arn: str) -> Any: ...  # a Target or None
+    def routable(self, tg_arn: str, tid: str, port: int) -> Any: ...  # a Target or None
+    def runtime(self, tg_arn: str, key: RuntimeKey) -> float: ...
+
+
+class Events(Protocol):
+    def emit(self, kind: str, **fields: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class BindFailure:
+    listener_arn: str
+    port: int
+    host: str
+    error: str
 
 
 @dataclass
@@ -203,10 +243,15 @@ class DataPlane:
 
     SWEEP = 0.1
 
-    def __init__(self, store: TargetStore, events: EventLog, settings: FakeAwsSettings) -> None:
+    def __init__(self, store: Routes, events: Events, settings: FakeAwsSettings, *,
+                 reuse_port: bool = False, announce: bool = True) -> None:
         self.store = store
         self.events = events
         self.settings = settings
+        # Worker processes share each listener port (SO_REUSEPORT); one of them announces
+        # listener starts and stops so the event log has each once.
+        self.reuse_port = reuse_port
+        self.announce = announce
         self.listeners: dict[str, _Running] = {}
         self.pools: dict[tuple[str, int], list[Upstream]] = {}
         self.waiting: set[Upstream] = set()
@@ -217,38 +262,57 @@ class DataPlane:
         store.on_target_removed = self._target_removed
 
     # ---- listener lifecycle ----------------------------------------------------------------
-    async def sync(self, specs: list[ListenerSpec]) -> None:
+    async def sync(self, specs: list[ListenerSpec], snap: wire.Snapshot | None = None
+                   ) -> list[BindFailure]:
+        """Start, stop and update listeners to match `specs` -> the listeners that could
+        not bind. (`snap`, the whole snapshot, is for WorkerPool.sync; this reads target
+        groups from its store.)"""
+        failures: list[BindFailure] = []
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         want = {s.arn: s for s in specs}
         for arn in list(self.listeners):
             if arn not in want or want[arn].port != self.listeners[arn].spec.port:
                 await self._stop(arn)
+        # One address for every load balancer (setting listener_host): a port is one
+        # listener's. Checked here because SO_REUSEPORT workers would otherwise share it.
+        taken = {run.spec.port: arn for arn, run in self.listeners.items()}
         for arn, spec in want.items():
             if arn in self.listeners:
                 self.listeners[arn].spec = spec
                 continue
+            if spec.port in taken:
+                failures.append(BindFailure(arn, spec.port, self.settings.listen_on,
+                                            wire.PORT_TAKEN + taken[spec.port]))
+                continue
             try:
                 server = await asyncio.start_server(
                     functools.partial(self._client, arn),
-                    self.settings.listen_on, spec.port, reuse_address=True, backlog=1024)
-            except OSError as exc:
+                    self.settings.listen_on, spec.port, reuse_address=True,
+                    reuse_port=self.reuse_port or None, backlog=1024)
+            except (OSError, OverflowError) as exc:
                 log.error("listener bind failed port=%s err=%s", spec.port, exc)
-                self.events.emit("listener", action="bind_failed", listener_port=spec.port,
-                                 listener_arn=arn, host=self.settings.listen_on,
-                                 error=str(exc))
+                failures.append(BindFailure(arn, spec.port, self.settings.listen_on, str(exc)))
+                if self.announce:  # (a taken port is refused before it gets here)
+                    self.events.emit("listener", action="bind_failed", listener_port=spec.port,
+                                     listener_arn=arn, host=self.settings.listen_on,
+                                     error=str(exc))
                 continue
             self.listeners[arn] = _Running(spec, server)
-            self.events.emit("listener", action="started", listener_port=spec.port,
-                             listener_arn=arn, host=self.settings.listen_on)
+            taken[spec.port] = arn
+            if self.announce:
+                self.events.emit("listener", action="started", listener_port=spec.port,
+                                 listener_arn=arn, host=self.settings.listen_on)
+        return failures
 
     async def _stop(self, arn: str) -> None:
         run = self.listeners.pop(arn)
         run.server.close()
         for c in list(run.clients):
             c.writer.close()
-        self.events.emit("listener", action="stopped", listener_port=run.spec.port,
-                         listener_arn=arn)
+        if self.announce:
+            self.events.emit("listener", action="stopped", listener_port=run.spec.port,
+                             listener_arn=arn)
 
     async def stop_all(self) -> None:
         for arn in list(self.listeners):
@@ -257,6 +321,15 @@ class DataPlane:
             for up in pool:
                 up.writer.close()
         self.pools.clear()
+
+    async def stats(self) -> dict[str, Any]:
+        return {"requests": self.requests, "workers": []}
+
+    def push_runtime(self) -> None:
+        """Run-time settings changed: nothing to do, they are read from the store."""
+
+    async def close(self) -> None:
+        await self.stop_all()
 
     def _target_removed(self, t: Target) -> None:
         for up in self.pools.pop((t.id, t.port), []):
