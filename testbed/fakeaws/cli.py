@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from testbed.fakeaws.api.server import serve
 from testbed.fakeaws.settings import (
@@ -62,7 +63,12 @@ def serve_cmd(ctx: typer.Context, **values: Any) -> None:
             source = ctx.get_parameter_source(name)
             if source is None or source.name == "DEFAULT":
                 values[name] = value
-    settings = FakeAwsSettings(**values)
+    try:
+        settings = FakeAwsSettings(**values)
+    except ValidationError as exc:  # a rule across settings (each option is checked alone)
+        msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        typer.echo(f"Error: {msgs}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 

@@ -17,6 +17,7 @@ Adding a setting means adding one field here and reading it where it is used.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import types
 from collections.abc import Mapping
@@ -24,7 +25,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, SupportsFloat, Union, cast, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Process = Literal["api", "engine", "both"]
 
@@ -85,6 +93,11 @@ class FakeAwsSettings(BaseModel):
     loop: Annotated[Literal["asyncio", "uvloop", "auto"], Use("engine"), Field(
         description="Event loop of the engine and its data-plane workers: asyncio, uvloop "
                     "(a dependency on Linux and macOS) or auto (uvloop when installed).")] = "auto"
+    listener_addresses: Annotated[Literal["shared", "per-load-balancer"], Use("api"), Field(
+        description="shared: every load balancer's listeners on --listener-host (a port is "
+                    "one listener's); per-load-balancer: each load balancer gets its own "
+                    "loopback address (127.1.0.1, 127.1.0.2, ...; Linux; needs a loopback "
+                    "--listener-host), shown as its DNSName.")] = "shared"
     dataplane_workers: Annotated[int, Use("engine"), Field(
         ge=0, le=64,
         description="Data-plane worker processes sharing each listener port (SO_REUSEPORT), "
@@ -101,6 +114,14 @@ class FakeAwsSettings(BaseModel):
     def _upper(cls, value: object) -> object:
         # logging's names are upper case; `--log-level info` has always worked.
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _addresses_on_loopback(self) -> FakeAwsSettings:
+        if self.listener_addresses == "per-load-balancer" and not _is_loopback(self.listen_on):
+            raise ValueError("listener_addresses per-load-balancer hands out loopback "
+                             f"addresses, but listeners are on {self.listen_on!r}: use "
+                             "--listener-host 127.0.0.1, or listener_addresses shared")
+        return self
 
     @property
     def listen_on(self) -> str:
@@ -127,6 +148,13 @@ class FakeAwsSettings(BaseModel):
         for name, value in update.items():
             setattr(self, name, value)
         return update
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback and ":" not in host
+    except ValueError:
+        return host == "localhost"
 
 
 @dataclass(frozen=True)

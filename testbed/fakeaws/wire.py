@@ -66,6 +66,9 @@ class Listener(TypedDict):
     # older senders work):
     # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration
     client_keep_alive: NotRequired[float]
+    # The address to listen on when the load balancer has its own (settings
+    # listener_addresses per-load-balancer); absent: the engine's listener host.
+    host: NotRequired[str]
 
 
 class Snapshot(TypedDict):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import io
+import ipaddress
 import json
 import logging
 import re
@@ -63,6 +64,8 @@ TRUST_STORE_ACTIONS = frozenset({
 MARKERS_KEPT = 1000
 _NEXT_MARKER = re.compile(rb"<NextMarker>([^<]+)</NextMarker>")
 _LISTENER_ARN = re.compile(rb"<ListenerArn>([^<]+)</ListenerArn>")
+_DNS_NAME = re.compile(rb"<DNSName>[^<]*</DNSName>")
+FIRST_ADDRESS = ipaddress.IPv4Address("127.1.0.1")
 TRIM_EVERY = 500  # calls between clearing moto's class-level instance lists (memory bound)
 # Characters a query string passed on to the engine keeps as they are (RFC 3986 query
 # characters plus '%'); anything else (spaces, control characters) is percent-encoded.
@@ -98,6 +101,9 @@ class FakeAwsApp:
         # The parameters each target group / load balancer was created with (by ARN), for
         # AWS's idempotent create: same name + same settings returns the existing one.
         self.created: dict[str, dict[str, str]] = {}
+        # listener_addresses per-load-balancer: each load balancer's own loopback address.
+        self.addresses: dict[str, str] = {}
+        self._next_address = 0
         # NextMarker values moto handed out (paging tokens a client may send back), newest
         # MARKERS_KEPT.
         self.markers: dict[str, None] = {}
@@ -234,7 +240,7 @@ class FakeAwsApp:
     def sync(self) -> list[dict[str, Any]]:
         """Push moto's state to the engine -> the listeners it could not listen on."""
         with self.lock:
-            snap = moto_state.snapshot(self.overrides)
+            snap = moto_state.snapshot(self.overrides, self.addresses)
             code, answer = self.engine.call("POST", "/sync", snap)
             if code != 200:
                 log.error("engine sync failed status=%s", code)
@@ -356,12 +362,29 @@ class FakeAwsApp:
             if azs is not None:  # an unknown subnet: moto answers SubnetNotFound
                 validation.lb_subnets(azs, form.get("Type", "application"))
 
+            address: list[str] = []
+
             def remember() -> None:
                 lb = moto_state.load_balancer_named(name, region)
                 if lb is not None:
                     self.created[lb.arn] = asked
+                    if self.settings.listener_addresses == "per-load-balancer":
+                        address.append(self._address_for(lb))
 
-            return self.moto_and_sync(form, environ, start_response, remember)
+            body = b"".join(self.moto_and_sync(form, environ, start_response, remember))
+            if address:  # moto answered with the DNSName it made; the address replaces it
+                body = _DNS_NAME.sub(b"<DNSName>" + address[0].encode() + b"</DNSName>",
+                                     body, count=1)
+            return [body]
+
+    def _address_for(self, lb: Any) -> str:
+        """A new load balancer's own loopback address (127.1.0.1, 127.1.0.2, ...; Linux
+        routes all of 127.0.0.0/8 to lo), also its DNSName so clients find it."""
+        self._next_address += 1
+        address = str(FIRST_ADDRESS + self._next_address - 1)
+        self.addresses[lb.arn] = address
+        lb.dns_name = address
+        return address
 
     def existing_as_created(self, describe: str, key: str, arn: str, create: str,
                             environ: dict[str, Any], start_response: StartResponse
@@ -474,6 +497,8 @@ class FakeAwsApp:
                 moto_api_backend.reset()
                 self.overrides.clear()
                 self.created.clear()
+                self.addresses.clear()
+                self._next_address = 0
                 code, raw = self.engine.raw("POST", "/reset")
             return _respond(start_response, code, raw, "application/json")
         if path == "/_testbed/healthz":

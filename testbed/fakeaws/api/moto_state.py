@@ -132,8 +132,10 @@ def _stickiness(attrs: dict[str, Any]) -> wire.Stickiness | None:
             "cookie_name": str(attrs.get("stickiness.app_cookie.cookie_name", ""))}
 
 
-def snapshot(overrides: dict[str, dict[str, float]]) -> wire.Snapshot:
-    """What the engine's /sync reconciles against."""
+def snapshot(overrides: dict[str, dict[str, float]],
+             addresses: dict[str, str] | None = None) -> wire.Snapshot:
+    """What the engine's /sync reconciles against (`addresses`: load balancer ARN -> its
+    own listener address, with listener_addresses per-load-balancer)."""
     groups: list[wire.TargetGroup] = []
     listeners: list[wire.Listener] = []
     used: set[str] = set()
@@ -153,10 +155,13 @@ def snapshot(overrides: dict[str, dict[str, float]]) -> wire.Snapshot:
                         used.update(arn for arn, _ in _forwards(act))
                 used.update(arn for arn, _ in forward)
                 if forward and (lst.protocol or "HTTP") == "HTTP":
-                    listeners.append({"arn": lst.arn, "port": int(lst.port),
-                                      "forward": forward, "idle_timeout": idle,
-                                      "group_stickiness": group_stickiness,
-                                      "client_keep_alive": keep_alive})
+                    listener: wire.Listener = {
+                        "arn": lst.arn, "port": int(lst.port), "forward": forward,
+                        "idle_timeout": idle, "group_stickiness": group_stickiness,
+                        "client_keep_alive": keep_alive}
+                    if addresses and lb.arn in addresses:
+                        listener["host"] = addresses[lb.arn]
+                    listeners.append(listener)
         for tg in list(be.target_groups.values()):
             ov = overrides.get(tg.arn, {})
             attrs = tg.attributes

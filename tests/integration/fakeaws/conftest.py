@@ -3,6 +3,7 @@ before each test; real target servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -114,16 +115,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                          ids=[f"{n}w" for n in counts])
 
 
-@pytest.fixture(scope="session")
-def fakeaws_server(request: pytest.FixtureRequest) -> Iterator[FakeAws]:
-    workers = getattr(request, "param", 1)
+@contextlib.contextmanager
+def running_fakeaws(*extra: str) -> Iterator[FakeAws]:
+    """`testbed fakeaws serve` on free loopback ports with the tests' fast settings."""
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "testbed"), "fakeaws", "serve", "--port", str(port),
          "--min-health-check-interval", "0.2", "--min-client-keep-alive", "0.5",
-         "--connect-timeout", "1", "--dataplane-workers", str(workers),
-         "--log-level", "WARNING"],
+         "--connect-timeout", "1", "--log-level", "WARNING", *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -132,13 +132,21 @@ def fakeaws_server(request: pytest.FixtureRequest) -> Iterator[FakeAws]:
     threading.Thread(target=lambda: [sys.stderr.write("[fakeaws] " + ln.decode())
                                      for ln in iter(out.readline, b"")],
                      daemon=True).start()
-    fa = FakeAws(f"http://127.0.0.1:{port}", proc)
-    yield fa
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield FakeAws(f"http://127.0.0.1:{port}", proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def fakeaws_server(request: pytest.FixtureRequest) -> Iterator[FakeAws]:
+    workers = getattr(request, "param", 1)
+    with running_fakeaws("--dataplane-workers", str(workers)) as fa:
+        yield fa
 
 
 @pytest.fixture()

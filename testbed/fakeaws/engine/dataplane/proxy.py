@@ -111,6 +111,7 @@ class ListenerSpec:
     # been open this long is answered with "connection: close", then the connection ends.
     # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration
     client_keep_alive: float = 3600.0
+    host: str | None = None  # the load balancer's own address; None: settings.listen_on
 
     @classmethod
     def from_wire(cls, r: wire.Listener) -> ListenerSpec:
@@ -118,7 +119,8 @@ class ListenerSpec:
                    forward=[(str(f[0]), int(f[1])) for f in r["forward"]],
                    idle_timeout=float(r["idle_timeout"]),
                    group_stickiness=float(r.get("group_stickiness") or 0.0),
-                   client_keep_alive=float(r.get("client_keep_alive") or 3600.0))
+                   client_keep_alive=float(r.get("client_keep_alive") or 3600.0),
+                   host=r.get("host") or None)
 
 
 # ---- stickiness cookies ------------------------------------------------------------------
@@ -272,38 +274,42 @@ class DataPlane:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         want = {s.arn: s for s in specs}
         for arn in list(self.listeners):
-            if arn not in want or want[arn].port != self.listeners[arn].spec.port:
+            if arn not in want or self._where(want[arn]) != self._where(
+                    self.listeners[arn].spec):
                 await self._stop(arn)
-        # One address for every load balancer (setting listener_host): a port is one
+        # Every load balancer on one address (listener_addresses shared): a port is one
         # listener's. Checked here because SO_REUSEPORT workers would otherwise share it.
-        taken = {run.spec.port: arn for arn, run in self.listeners.items()}
+        taken = {self._where(run.spec): arn for arn, run in self.listeners.items()}
         for arn, spec in want.items():
             if arn in self.listeners:
                 self.listeners[arn].spec = spec
                 continue
-            if spec.port in taken:
-                failures.append(BindFailure(arn, spec.port, self.settings.listen_on,
-                                            wire.PORT_TAKEN + taken[spec.port]))
+            host, port = where = self._where(spec)
+            if where in taken:
+                failures.append(BindFailure(arn, port, host, wire.PORT_TAKEN + taken[where]))
                 continue
             try:
                 server = await asyncio.start_server(
                     functools.partial(self._client, arn),
-                    self.settings.listen_on, spec.port, reuse_address=True,
+                    host, port, reuse_address=True,
                     reuse_port=self.reuse_port or None, backlog=1024)
             except (OSError, OverflowError) as exc:
                 log.error("listener bind failed port=%s err=%s", spec.port, exc)
-                failures.append(BindFailure(arn, spec.port, self.settings.listen_on, str(exc)))
+                failures.append(BindFailure(arn, port, host, str(exc)))
                 if self.announce:  # (a taken port is refused before it gets here)
                     self.events.emit("listener", action="bind_failed", listener_port=spec.port,
-                                     listener_arn=arn, host=self.settings.listen_on,
+                                     listener_arn=arn, host=host,
                                      error=str(exc))
                 continue
             self.listeners[arn] = _Running(spec, server)
-            taken[spec.port] = arn
+            taken[where] = arn
             if self.announce:
                 self.events.emit("listener", action="started", listener_port=spec.port,
-                                 listener_arn=arn, host=self.settings.listen_on)
+                                 listener_arn=arn, host=host)
         return failures
+
+    def _where(self, spec: ListenerSpec) -> tuple[str, int]:
+        return spec.host or self.settings.listen_on, spec.port
 
     async def _stop(self, arn: str) -> None:
         run = self.listeners.pop(arn)
