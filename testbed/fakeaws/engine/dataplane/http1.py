@@ -13,6 +13,7 @@ and starts a fresh parser for the next one.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -194,7 +195,7 @@ class RequestReader:
             self.leftover = data[exc.args[0]:]
             self.parser = httptools.HttpRequestParser(self)
         except httptools.HttpParserError as exc:
-            err = self.error or HttpError(400, "bad_request")
+            err = self.error or _te_error(data, exc) or HttpError(400, "bad_request")
             err.path = self.path()
             self.in_message = False
             raise err from exc
@@ -226,6 +227,21 @@ class RequestReader:
                     raise
                 self.failed = err  # answer the requests before the bad one first
         return self.ready.popleft()
+
+
+_TE_LINE = re.compile(rb"(?im)^transfer-encoding[ \t]*:[ \t]*([^\r\n]*)")
+
+
+def _te_error(data: bytes, exc: Exception) -> HttpError | None:
+    """llhttp refuses "chunked, gzip" (chunked not the last coding) while reading the header
+    value, before on_header sees it; AWS answers 501 to any coding other than
+    chunked/identity, so look at the header line in the bytes that failed."""
+    if "Transfer-Encoding" not in str(exc):
+        return None
+    for value in _TE_LINE.findall(data):
+        if any(c.strip().lower() not in _TE_OK for c in value.split(b",")):
+            return HttpError(501, "unsupported_transfer_encoding")
+    return None
 
 
 class ResponseReader:
@@ -359,8 +375,11 @@ def head_bytes(first: list[bytes], block: bytes, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 %s\r\n%s%s\r\n" % (b" ".join(first[1:]), block, extra)
 
 
-def error_response(status: int, reason: str, close: bool = False) -> bytes:
-    """An ALB-style error page, tagged with the internal reason for clients to classify."""
+def error_response(status: int, reason: str, close: bool = False, head: bool = False
+                   ) -> bytes:
+    """An ALB-style error page, tagged with the internal reason for clients to classify.
+    `head`: the request was HEAD, so the page's body is left out (RFC 9110 9.3.2: a response
+    to HEAD has none; Content-Length still gives the size a GET would have had)."""
     title = REASONS.get(status, b"Error")
     sp = b" " if title else b""
     body = (b"<html>\r\n<head><title>%d%s%s</title></head>\r\n<body>\r\n<center><h1>%d%s%s"
@@ -368,4 +387,4 @@ def error_response(status: int, reason: str, close: bool = False) -> bytes:
     return (b"HTTP/1.1 %d %s\r\nServer: awselb/2.0\r\nContent-Type: text/html\r\n"
             b"Content-Length: %d\r\nConnection: %s\r\nx-testbed-elb-error: %s\r\n\r\n%s"
             % (status, title, len(body), b"close" if close else b"keep-alive",
-               reason.encode(), body))
+               reason.encode(), b"" if head else body))

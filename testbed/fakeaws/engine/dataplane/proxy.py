@@ -431,7 +431,8 @@ class DataPlane:
 
     def _fail(self, writer: asyncio.StreamWriter, spec: ListenerSpec, req: Head, status: int,
               reason: str, tg_arn: str | None, target: Target | None) -> None:
-        writer.write(error_response(status, reason, close=req.close))
+        writer.write(error_response(status, reason, close=req.close,
+                                    head=req.first[0] == b"HEAD"))
         # tg_arn is the group the request was forwarded to, also when it had no target.
         self.events.emit("elb_error", status=status, reason=reason,
                          target=target.addr if target else None, listener_port=spec.port,
