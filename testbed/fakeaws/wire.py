@@ -7,7 +7,7 @@ sides import these types; neither imports the other's code.
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 # Values ELBv2 accepts for `load_balancing.algorithm.type`:
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#modify-routing-algorithm
@@ -54,14 +54,62 @@ class TargetGroup(TypedDict):
     stickiness: NotRequired[Stickiness | None]  # absent or None: stickiness disabled
 
 
+# ---- listener actions and rules ----------------------------------------------------------
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-listeners.html#rule-action-types
+class ForwardAction(TypedDict):
+    type: Literal["forward"]
+    target_groups: list[tuple[str, int]]  # (target group ARN, weight); JSON: pairs -> lists
+    # ForwardConfig.TargetGroupStickinessConfig: DurationSeconds when Enabled, else 0.
+    stickiness: float
+
+
+class FixedResponseAction(TypedDict):
+    type: Literal["fixed-response"]
+    status: int  # FixedResponseConfig.StatusCode (2XX, 4XX, 5XX)
+    content_type: str  # FixedResponseConfig.ContentType ("" when not given)
+    body: str  # FixedResponseConfig.MessageBody ("" when not given)
+
+
+class RedirectAction(TypedDict):
+    """RedirectConfig with AWS's defaults filled in: a component not given keeps the
+    request's ("#{protocol}", "#{port}", "#{host}", "/#{path}", "#{query}")."""
+
+    type: Literal["redirect"]
+    protocol: str
+    port: str
+    host: str
+    path: str
+    query: str
+    status: int  # 301 (HTTP_301) or 302 (HTTP_302)
+
+
+Action = ForwardAction | FixedResponseAction | RedirectAction
+
+
+class Condition(TypedDict):
+    """One rule condition:
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/rule-condition-types.html"""
+
+    # host-header | path-pattern | http-header | http-request-method | query-string | source-ip
+    field: str
+    values: list[str]  # patterns, methods or CIDRs ([] for query-string)
+    header_name: NotRequired[str]  # http-header: HttpHeaderConfig.HttpHeaderName
+    # query-string: (Key or None, Value) per QueryStringConfig.Values member
+    pairs: NotRequired[list[tuple[str | None, str]]]
+
+
+class Rule(TypedDict):
+    priority: int
+    conditions: list[Condition]  # all must match; each matches when one of its values does
+    action: Action  # the rule's last (terminal) action
+
+
 class Listener(TypedDict):
     arn: str
     port: int
-    forward: list[tuple[str, int]]  # (target group ARN, weight); JSON turns pairs into lists
     idle_timeout: float
-    # ForwardConfig.TargetGroupStickinessConfig of the default action: DurationSeconds when
-    # Enabled, absent or 0 when not.
-    group_stickiness: NotRequired[float]
+    default_action: Action
+    rules: list[Rule]  # sorted by priority, lowest first
     # The load balancer attribute `client_keep_alive.seconds` (default 3600 when absent, so
     # older senders work):
     # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration

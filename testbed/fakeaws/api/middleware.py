@@ -145,6 +145,7 @@ class FakeAwsApp:
         validation.check_model(action, form)  # InvalidAction, required, types, ranges
         validation.arns(form)
         validation.marker(form, self.markers)
+        validation.rules(action, form)  # rule conditions and actions moto lets through
         handler = self.handlers.get(action)
         if handler is not None:
             return handler(form, environ, start_response)

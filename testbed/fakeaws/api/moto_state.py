@@ -96,16 +96,98 @@ def _forwards(action: Any) -> list[tuple[str, int]]:
     data = getattr(action, "data", None) or {}
     if data.get("Type") != "forward":
         return []
+    return _forwards_data(data)
+
+
+def _forwards_data(data: dict[str, Any]) -> list[tuple[str, int]]:
     if data.get("TargetGroupArn"):
         return [(data["TargetGroupArn"], 1)]
     groups = (data.get("ForwardConfig") or {}).get("TargetGroups") or []
     return [(g["TargetGroupArn"], int(g.get("Weight", 1))) for g in groups]
 
 
-def _group_stickiness(action: Any) -> float:
+def _action(actions: list[Any]) -> wire.Action | None:
+    """The wire form of a rule's (or listener's) terminal action: the last one by `Order`
+    (authenticate-* actions, HTTPS only, come before it). None: no action the data plane
+    serves (e.g. only authenticate-*)."""
+    datas = [getattr(a, "data", None) or {} for a in actions]
+    datas.sort(key=lambda d: _int(d.get("Order"), 0))
+    for data in reversed(datas):
+        kind = data.get("Type")
+        if kind == "forward":
+            return {"type": "forward", "target_groups": _forwards_data(data),
+                    "stickiness": _group_stickiness_data(data)}
+        if kind == "fixed-response":
+            cfg = data.get("FixedResponseConfig") or {}
+            return {"type": "fixed-response", "status": _int(cfg.get("StatusCode"), 200),
+                    "content_type": str(cfg.get("ContentType") or ""),
+                    "body": str(cfg.get("MessageBody") or "")}
+        if kind == "redirect":
+            cfg = data.get("RedirectConfig") or {}
+            query = cfg.get("Query")
+            return {"type": "redirect",
+                    "protocol": str(cfg.get("Protocol") or "#{protocol}"),
+                    "port": str(cfg.get("Port") or "#{port}"),
+                    "host": str(cfg.get("Host") or "#{host}"),
+                    "path": str(cfg.get("Path") or "/#{path}"),
+                    "query": "#{query}" if query is None else str(query),
+                    "status": 302 if cfg.get("StatusCode") == "HTTP_302" else 301}
+    return None
+
+
+def _values(cond: dict[str, Any], config: str) -> list[str]:
+    """A condition's values: the typed `XxxConfig.Values`, else the legacy `Values` (moto
+    keeps whichever the client sent)."""
+    typed = (cond.get(config) or {}).get("Values")
+    vals = typed if typed is not None else cond.get("Values")
+    return [str(v) for v in vals or []]
+
+
+_CONFIGS = {"host-header": "HostHeaderConfig", "path-pattern": "PathPatternConfig",
+            "http-header": "HttpHeaderConfig", "http-request-method": "HttpRequestMethodConfig",
+            "query-string": "QueryStringConfig", "source-ip": "SourceIpConfig"}
+
+
+def _condition(cond: dict[str, Any]) -> wire.Condition | None:
+    field = str(cond.get("Field") or "")
+    config = _CONFIGS.get(field)
+    if config is None:
+        return None
+    if field == "query-string":
+        pairs: list[tuple[str | None, str]] = []
+        for kv in (cond.get(config) or {}).get("Values") or []:
+            key = kv.get("Key")
+            pairs.append((None if key is None else str(key), str(kv.get("Value", ""))))
+        return {"field": field, "values": [], "pairs": pairs}
+    out: wire.Condition = {"field": field, "values": _values(cond, config)}
+    if field == "http-header":
+        out["header_name"] = str((cond.get(config) or {}).get("HttpHeaderName") or "")
+    return out
+
+
+def _rule(rule: Any) -> wire.Rule | None:
+    """A listener rule's wire form; None when it cannot be served (no servable action,
+    an unknown condition): such a rule never matches on AWS's side either way we choose,
+    so it is left out rather than failing the snapshot."""
+    action = _action(list(getattr(rule, "actions", []) or []))
+    conditions = [_condition(c) for c in getattr(rule, "conditions", []) or []]
+    priority = _int(getattr(rule, "priority", None), -1)
+    if action is None or priority < 0 or any(c is None for c in conditions):
+        return None
+    return {"priority": priority, "conditions": [c for c in conditions if c is not None],
+            "action": action}
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _group_stickiness_data(data: dict[str, Any]) -> float:
     """ForwardConfig.TargetGroupStickinessConfig: DurationSeconds when enabled, else 0."""
-    cfg = ((getattr(action, "data", None) or {}).get("ForwardConfig") or {}).get(
-        "TargetGroupStickinessConfig") or {}
+    cfg = (data.get("ForwardConfig") or {}).get("TargetGroupStickinessConfig") or {}
     if str(cfg.get("Enabled", "false")).lower() != "true":
         return 0.0
     return _number(cfg.get("DurationSeconds"), 3600.0)
@@ -145,19 +227,17 @@ def snapshot(overrides: dict[str, dict[str, float]],
             # moto stores the attribute but sets no default; AWS's is 3600 s.
             keep_alive = _number(lb.attrs.get("client_keep_alive.seconds"), 3600.0)
             for lst in list(lb.listeners.values()):
-                forward = []
-                group_stickiness = 0.0
-                for act in lst.default_actions:
-                    forward += _forwards(act)
-                    group_stickiness = max(group_stickiness, _group_stickiness(act))
-                for rule in list(getattr(lst, "_non_default_rules", {}).values()):
-                    for act in getattr(rule, "actions", []):
-                        used.update(arn for arn, _ in _forwards(act))
-                used.update(arn for arn, _ in forward)
-                if forward and (lst.protocol or "HTTP") == "HTTP":
+                rules = list(getattr(lst, "_non_default_rules", {}).values())
+                for act in list(lst.default_actions) + [
+                        a for rule in rules for a in getattr(rule, "actions", [])]:
+                    used.update(arn for arn, _ in _forwards(act))
+                default = _action(list(lst.default_actions))
+                if default is not None and (lst.protocol or "HTTP") == "HTTP":
+                    wire_rules = [r for r in map(_rule, rules) if r is not None]
+                    wire_rules.sort(key=lambda r: r["priority"])
                     listener: wire.Listener = {
-                        "arn": lst.arn, "port": int(lst.port), "forward": forward,
-                        "idle_timeout": idle, "group_stickiness": group_stickiness,
+                        "arn": lst.arn, "port": int(lst.port), "idle_timeout": idle,
+                        "default_action": default, "rules": wire_rules,
                         "client_keep_alive": keep_alive}
                     if addresses and lb.arn in addresses:
                         listener["host"] = addresses[lb.arn]

@@ -530,3 +530,209 @@ def tg_attribute_values(attrs: Mapping[str, str], protocol: str | None) -> None:
     if stype is not None and protocol in HTTP_PROTOCOLS and stype not in ALB_STICKINESS_TYPES:
         raise validation(f"'stickiness.type' value '{stype}' must be one of "
                          f"[{', '.join(ALB_STICKINESS_TYPES)}]")
+
+
+# ---- listener rules and actions ---------------------------------------------------------------
+# What AWS refuses and moto accepts. Sources:
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/rule-condition-types.html
+# ("Condition basics": up to one host-header, http-request-method, path-pattern and source-ip
+# condition per rule; up to three match evaluations per condition and five per rule; up to
+# five wildcards per rule), the model's documentation of HostHeaderConditionConfig,
+# PathPatternConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
+# SourceIpConditionConfig (up to five values), FixedResponseActionConfig and
+# RedirectActionConfig, and
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html
+# ("Condition values per rule": 5, "Condition wildcards per rule": 5).
+RULE_VALUES_MAX = 5
+CONDITION_VALUES_MAX = 3
+SOURCE_IP_VALUES_MAX = 5
+RULE_WILDCARDS_MAX = 5
+_ONCE_PER_RULE = ("host-header", "http-request-method", "path-pattern", "source-ip")
+_CONFIG_OF = {"host-header": "HostHeaderConfig", "path-pattern": "PathPatternConfig",
+              "http-header": "HttpHeaderConfig", "http-request-method": "HttpRequestMethodConfig",
+              "query-string": "QueryStringConfig", "source-ip": "SourceIpConfig"}
+_HOST_VALUE = re.compile(r"^[A-Za-z0-9*?.-]+\.[A-Za-z*?]+$")
+_PATH_VALUE = re.compile(r"^[A-Za-z0-9_\-.$/~\"'@:+&*?]+$")
+_METHOD_VALUE = re.compile(r"^[A-Z_-]+$")
+_FIXED_STATUS = re.compile(r"^[245]\d\d$")
+FIXED_CONTENT_TYPES = ("text/plain", "text/css", "text/html", "application/javascript",
+                       "application/json")
+_REDIRECT_PROTOCOL = re.compile(r"^(HTTPS?|#\{protocol\})$")
+
+
+def nested(form: Mapping[str, str], prefix: str) -> Any:
+    """The flat query-protocol members under `prefix` as nested dicts and lists:
+    `Conditions.member.1.Values.member.2` -> {"Conditions": [{"Values": [.., ..]}]}[...]."""
+    root: dict[str, Any] = {}
+    lead = prefix + "."
+    for key, value in form.items():
+        if key == prefix:
+            return value
+        if not key.startswith(lead):
+            continue
+        node = root
+        parts = key[len(lead):].split(".")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if last:
+                node[part] = value
+            else:
+                nxt = node.setdefault(part, {})
+                if not isinstance(nxt, dict):
+                    break
+                node = nxt
+
+    def lists(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"member"} and isinstance(node["member"], dict):
+            items = node["member"]
+            return [lists(items[k]) for k in sorted(items, key=lambda k: (
+                not k.isdigit(), int(k) if k.isdigit() else 0, k))]
+        return {k: lists(v) for k, v in node.items()}
+
+    return lists(root) if root else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _wildcards(value: str, escapes: bool = False) -> int:
+    if escapes:
+        value = value.replace("\\*", "").replace("\\?", "")
+    return value.count("*") + value.count("?")
+
+
+def rule_conditions(conditions: list[dict[str, Any]]) -> None:
+    """CreateRule / ModifyRule `Conditions` (already through check_model)."""
+    seen: set[str] = set()
+    total = wildcards = 0
+    for i, cond in enumerate(conditions, 1):
+        field = str(cond.get("Field") or "")
+        config = _dict(cond.get(_CONFIG_OF.get(field, "")))
+        if "RegexValues" in cond or "RegexValues" in config:
+            raise validation("RegexValues (regular expression conditions) are not modelled "
+                             "by the fake AWS")
+        if field not in _CONFIG_OF:
+            continue  # moto answers with its own error
+        if field in _ONCE_PER_RULE:
+            if field in seen:
+                raise validation(f"A rule can only have one '{field}' condition")
+            seen.add(field)
+        if field == "query-string":
+            pairs = [_dict(p) for p in _list(config.get("Values"))]
+            values = [str(p.get("Value", "")) for p in pairs]
+            wildcards += sum(_wildcards(str(p.get(k, "")), escapes=True)
+                             for p in pairs for k in ("Key", "Value"))
+        else:
+            typed = config.get("Values")
+            values = [str(v) for v in _list(typed if typed is not None else cond.get("Values"))]
+            if field in ("host-header", "path-pattern", "http-header"):
+                wildcards += sum(_wildcards(v) for v in values)
+        if not values:
+            raise validation(f"Condition {i} ('{field}'): a condition value must be specified")
+        limit = SOURCE_IP_VALUES_MAX if field == "source-ip" else CONDITION_VALUES_MAX
+        if len(values) > limit:
+            raise validation(f"Condition {i} ('{field}') has {len(values)} values; the limit "
+                             f"is '{limit}'")
+        total += len(values)
+        for v in values:
+            _condition_value(field, v, config)
+    if total > RULE_VALUES_MAX:
+        raise validation(f"A rule can only have '{RULE_VALUES_MAX}' condition values "
+                         f"(it has {total})")
+    if wildcards > RULE_WILDCARDS_MAX:
+        raise validation(f"A rule can only have '{RULE_WILDCARDS_MAX}' wildcards in its "
+                         f"condition values (it has {wildcards})")
+
+
+def _condition_value(field: str, value: str, config: dict[str, Any]) -> None:
+    if len(value) > 128:
+        raise validation(f"The '{field}' value is too long; the limit is '128'")
+    if field == "host-header" and not _HOST_VALUE.match(value):
+        raise validation(f"The 'host-header' value '{value}' is not valid: allowed are A-Z, "
+                         "a-z, 0-9, '-', '.', '*', '?', with at least one '.' and only "
+                         "letters after the last '.'")
+    if field == "path-pattern" and not _PATH_VALUE.match(value):
+        raise validation(f"The 'path-pattern' value '{value}' contains characters that are "
+                         "not allowed")
+    if field == "http-request-method" and not _METHOD_VALUE.match(value):
+        raise validation(f"The 'http-request-method' value '{value}' is invalid; the allowed "
+                         "characters are A-Z, hyphen and underscore")
+    if field == "source-ip":
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise validation(f"The 'source-ip' value '{value}' is not a valid CIDR block"
+                             ) from None
+        if "/" not in value:
+            raise validation(f"The 'source-ip' value '{value}' is not a valid CIDR block")
+    if field == "http-header":
+        name = str(config.get("HttpHeaderName") or "")
+        if name.lower() == "host":
+            raise validation("You can't use an HTTP header condition to specify the host "
+                             "header; use a host-header condition")
+        if "*" in name or "?" in name:
+            raise validation(f"The 'HttpHeaderName' value '{name}' is not valid: wildcards "
+                             "are not supported")
+
+
+def rule_actions(actions: list[dict[str, Any]], where: str) -> None:
+    """Fixed-response and redirect configurations of `Actions` / `DefaultActions`."""
+    for i, act in enumerate(actions, 1):
+        kind = act.get("Type")
+        if kind == "fixed-response":
+            cfg = _dict(act.get("FixedResponseConfig"))
+            status = str(cfg.get("StatusCode", ""))
+            if status and not _FIXED_STATUS.match(status):
+                raise _constraint(status, f"{where}.{i}.member.fixedResponseConfig.statusCode",
+                                  "Member must satisfy regular expression pattern: "
+                                  "^(2|4|5)\\d\\d$")
+            ctype = cfg.get("ContentType")
+            if ctype not in (None, "") and ctype not in FIXED_CONTENT_TYPES:
+                raise validation(f"The content type '{ctype}' is not valid; valid values: "
+                                 f"{' | '.join(FIXED_CONTENT_TYPES)}")
+        elif kind == "redirect":
+            cfg = _dict(act.get("RedirectConfig"))
+            proto = cfg.get("Protocol")
+            if proto is not None and not _REDIRECT_PROTOCOL.match(str(proto)):
+                raise _constraint(str(proto), f"{where}.{i}.member.redirectConfig.protocol",
+                                  "Member must satisfy regular expression pattern: "
+                                  "^(HTTPS?|#\\{protocol\\})$")
+            port = cfg.get("Port")
+            if port is not None and port != "#{port}" and not (
+                    str(port).isascii() and str(port).isdigit() and 1 <= int(port) <= 65535):
+                raise validation(f"The redirect port '{port}' is not valid: 1-65535 or "
+                                 "#{port}")
+            path = cfg.get("Path")
+            if path is not None and not str(path).startswith("/"):
+                raise validation(f"The redirect path '{path}' must start with '/'")
+            if all(cfg.get(k) in (None, d) for k, d in (
+                    ("Protocol", "#{protocol}"), ("Host", "#{host}"), ("Port", "#{port}"),
+                    ("Path", "/#{path}"))):
+                raise validation("The redirect must change at least one of protocol, host, "
+                                 "port or path (a redirect loop otherwise)")
+
+
+def rules(action: str, form: Mapping[str, str]) -> None:
+    """Listener rule and action checks for CreateRule, ModifyRule, CreateListener and
+    ModifyListener (after check_model)."""
+    if action in ("CreateRule", "ModifyRule"):
+        if "Transforms" in form or any(k.startswith("Transforms.") for k in form):
+            raise validation("Transforms (host header and URL rewrites) are not modelled by "
+                             "the fake AWS")
+        conditions = nested(form, "Conditions")
+        if isinstance(conditions, list):
+            rule_conditions([_dict(c) for c in conditions])
+        actions = nested(form, "Actions")
+        if isinstance(actions, list):
+            rule_actions([_dict(a) for a in actions], "actions")
+    elif action in ("CreateListener", "ModifyListener"):
+        actions = nested(form, "DefaultActions")
+        if isinstance(actions, list):
+            rule_actions([_dict(a) for a in actions], "defaultActions")

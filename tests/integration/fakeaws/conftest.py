@@ -100,7 +100,8 @@ class FakeAws:
 # two ALB nodes sharing each listener port); the rest run with the data plane in the engine.
 # A test that pins one node's behaviour (e.g. least-outstanding counts) is marked single_node.
 WORKER_MODULES = {"test_fakeaws_dataplane", "test_fakeaws_hostile_http",
-                  "test_fakeaws_listener_fuzz", "test_fakeaws_routing", "test_fakeaws_workers"}
+                  "test_fakeaws_listener_fuzz", "test_fakeaws_routing", "test_fakeaws_rules",
+                  "test_fakeaws_workers"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from testbed.fakeaws.engine import main as engine_main
-from testbed.fakeaws.engine.dataplane import proxy
+from testbed.fakeaws.engine.dataplane import proxy, rules
 from testbed.fakeaws.engine.events import (
     DEFAULT_LIMIT,
     EventFilter,
@@ -231,7 +231,7 @@ def test_connect_timeout_is_the_target_groups(monkeypatch: pytest.MonkeyPatch) -
         engine.store.set_overrides(A, {"connect_timeout": 0.05})
         engine.store.register(A, [("10.0.0.1", 80, None)])
         target = engine.store.targets[A][("10.0.0.1", 80)]
-        listener = proxy.ListenerSpec(arn="l", port=1, forward=[(A, 1)])
+        listener = proxy.ListenerSpec(arn="l", port=1, default=rules.Forward(((A, 1),)))
         with pytest.raises(proxy.ElbError) as err:
             # Bounded by far less than the global 300 s: only the override ends it.
             await asyncio.wait_for(engine.dataplane._acquire(target, listener), 5)

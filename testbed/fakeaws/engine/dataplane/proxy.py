@@ -12,6 +12,8 @@ Error mapping (reason in the `x-testbed-elb-error` header and the event log):
   502 malformed_response  unparseable response head (or body framing before the head went out)
   502 truncated_response  target closed before the whole body, nothing forwarded yet
   504 idle_timeout     no response byte within the LB idle timeout
+Listener rules (rules.py) pick the action per request: forward (as above), fixed-response
+and redirect (answered here, events `fixed_response` / `redirect`, no error header).
 Requests ALB answers itself (http1.py; always with Connection: close but 463 and 405):
   400 bad_request      llhttp rejects the request (duplicate Content-Length, CL + TE, bad
                        chunk size, bare LF, ...);  400 header_too_large: > 16 K one header,
@@ -41,6 +43,7 @@ from typing import Any, Protocol
 
 from testbed.fakeaws import wire
 from testbed.fakeaws.engine.balancer import pick_weighted
+from testbed.fakeaws.engine.dataplane import rules as rules_
 from testbed.fakeaws.engine.dataplane.http1 import (
     READ,
     XFF_MAX,
@@ -104,9 +107,10 @@ class BindFailure:
 class ListenerSpec:
     arn: str
     port: int
-    forward: list[tuple[str, int]]  # (target group ARN, weight)
+    # The default action; rules (compiled, lowest priority number first) are tried before it.
+    default: rules_.Action
+    rules: tuple[rules_.Rule, ...] = ()
     idle_timeout: float = 60.0
-    group_stickiness: float = 0.0  # TargetGroupStickinessConfig DurationSeconds; 0: off
     # LB attribute client_keep_alive.seconds: the first request after a client connection has
     # been open this long is answered with "connection: close", then the connection ends.
     # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#http-client-keep-alive-duration
@@ -116,9 +120,9 @@ class ListenerSpec:
     @classmethod
     def from_wire(cls, r: wire.Listener) -> ListenerSpec:
         return cls(arn=r["arn"], port=int(r["port"]),
-                   forward=[(str(f[0]), int(f[1])) for f in r["forward"]],
+                   default=rules_.compile_action(r["default_action"]),
+                   rules=rules_.compile_rules(r.get("rules") or []),
                    idle_timeout=float(r["idle_timeout"]),
-                   group_stickiness=float(r.get("group_stickiness") or 0.0),
                    client_keep_alive=float(r.get("client_keep_alive") or 3600.0),
                    host=r.get("host") or None)
 
@@ -415,8 +419,21 @@ class DataPlane:
                     if req.close:
                         return
                     continue
-                if not await self._forward(spec, req, body, writer, client_ip, client):
-                    return
+                # The first rule (lowest priority number) whose conditions all match, else
+                # the default action; no rules: nothing parsed, straight to the default.
+                view = None
+                if spec.rules:
+                    view = rules_.RequestView(req.first[0], req.first[1], req.block, client_ip)
+                    priority, action = rules_.select(spec.rules, spec.default, view)
+                else:
+                    priority, action = None, spec.default
+                if isinstance(action, rules_.Forward):
+                    if not await self._forward(spec, action, req, body, writer, client_ip,
+                                               client):
+                        return
+                else:
+                    self._answer(spec, action, priority, req, writer, view or rules_.RequestView(
+                        req.first[0], req.first[1], req.block, client_ip))
                 if req.close:
                     return
         finally:
@@ -429,6 +446,24 @@ class DataPlane:
         self.events.emit("elb_error", status=err.status, reason=err.reason, target=None,
                          listener_port=spec.port, path=err.path, tg_arn=None)
 
+    def _answer(self, spec: ListenerSpec, action: rules_.FixedResponse | rules_.Redirect,
+                priority: int | None, req: Head, writer: asyncio.StreamWriter,
+                view: rules_.RequestView) -> None:
+        """A fixed-response or redirect action: the ALB answers itself (not an error, so
+        no x-testbed-elb-error header); an event per answer lets runs count them."""
+        self.requests += 1
+        head_only = req.first[0] == b"HEAD"
+        path = req.first[1].decode("latin-1")
+        if isinstance(action, rules_.FixedResponse):
+            writer.write(action.response(head_only, req.close))
+            self.events.emit("fixed_response", listener_port=spec.port, priority=priority,
+                             status=action.status, path=path)
+            return
+        location = action.location(view, spec.port)
+        writer.write(action.response(location, head_only, req.close))
+        self.events.emit("redirect", listener_port=spec.port, priority=priority,
+                         status=action.status, path=path, location=location)
+
     def _fail(self, writer: asyncio.StreamWriter, spec: ListenerSpec, req: Head, status: int,
               reason: str, tg_arn: str | None, target: Target | None) -> None:
         writer.write(error_response(status, reason, close=req.close,
@@ -438,21 +473,22 @@ class DataPlane:
                          target=target.addr if target else None, listener_port=spec.port,
                          path=req.first[1].decode("latin-1"), tg_arn=tg_arn)
 
-    async def _forward(self, spec: ListenerSpec, req: Head, body: bytes,
-                       writer: asyncio.StreamWriter, client_ip: bytes,
+    async def _forward(self, spec: ListenerSpec, action: rules_.Forward, req: Head,
+                       body: bytes, writer: asyncio.StreamWriter, client_ip: bytes,
                        client: _Client | None = None) -> bool:
-        """Proxy one request; False when the client connection must be closed."""
+        """Proxy one request by a forward action (the default one or a rule's); False when
+        the client connection must be closed."""
         self.requests += 1
         cookies: dict[bytes, bytes] | None = None
         set_cookies = b""
-        fwd = spec.forward
+        fwd = action.groups
         if len(fwd) == 1 and fwd[0][1] > 0:
             tg_arn = fwd[0][0]
         else:
             chosen = None
-            if spec.group_stickiness > 0 and len(fwd) > 1:
+            if action.stickiness > 0 and len(fwd) > 1:
                 cookies = request_cookies(req.block)
-                chosen = self._sticky_group(spec, cookies.get(b"AWSALBTG"))
+                chosen = self._sticky_group(action, cookies.get(b"AWSALBTG"))
             if chosen is None:
                 chosen = pick_weighted(fwd, self.rng)
             if chosen is None:
@@ -460,10 +496,10 @@ class DataPlane:
                 self._fail(writer, spec, req, 503, "all_weights_zero", None, None)
                 return True
             tg_arn = chosen
-            if spec.group_stickiness > 0 and len(fwd) > 1:
+            if action.stickiness > 0 and len(fwd) > 1:
                 set_cookies += _set_cookie(
                     b"AWSALBTG", self.cookies.make(_tg_tag(tg_arn), str(time.time())),
-                    spec.group_stickiness, cors=True)
+                    action.stickiness, cors=True)
         group = self.store.groups.get(tg_arn)
         sticky = group.stickiness if group is not None else None
         target = None
@@ -471,7 +507,7 @@ class DataPlane:
         if sticky is not None:
             if cookies is None:
                 cookies = request_cookies(req.block)
-            target, app_new = self._sticky_target(tg_arn, sticky, cookies, spec)
+            target, app_new = self._sticky_target(tg_arn, sticky, cookies, action)
         if target is None:
             target = self.store.pick(tg_arn)
         if target is None:
@@ -511,7 +547,7 @@ class DataPlane:
                 return False
             if sticky is not None and sticky.type == "app_cookie" and (
                     app_new or response_sets_cookie(resp.block, sticky.cookie_name.encode())):
-                set_cookies += _set_cookie(self._app_cookie_name(spec, tg_arn),
+                set_cookies += _set_cookie(self._app_cookie_name(action, tg_arn),
                                            self._target_cookie(tg_arn, target),
                                            APP_COOKIE_DAYS * 86400, cors=False)
             reusable, keep = await self._relay(up, req, resp, writer, spec, set_cookies)
@@ -544,26 +580,26 @@ class DataPlane:
         return self.cookies.make(_tg_tag(tg_arn), target.id, str(target.port), str(time.time()))
 
     @staticmethod
-    def _app_cookie_name(spec: ListenerSpec, tg_arn: str) -> bytes:
+    def _app_cookie_name(action: rules_.Forward, tg_arn: str) -> bytes:
         # AWSALBAPP-<n>: one per app_cookie target group of the action; n = the group's
         # position in the forward action (0 for a single group).
-        n = next((i for i, f in enumerate(spec.forward) if f[0] == tg_arn), 0)
+        n = next((i for i, f in enumerate(action.groups) if f[0] == tg_arn), 0)
         return b"AWSALBAPP-%d" % n
 
-    def _sticky_group(self, spec: ListenerSpec, value: bytes | None) -> str | None:
+    def _sticky_group(self, action: rules_.Forward, value: bytes | None) -> str | None:
         """The group an AWSALBTG cookie holds the client to, if still valid and weighted > 0."""
         f = self.cookies.read(value)
         if not f or len(f) != 2:
             return None
         try:
-            if time.time() - float(f[1]) > spec.group_stickiness:
+            if time.time() - float(f[1]) > action.stickiness:
                 return None
         except ValueError:
             return None
-        return next((arn for arn, w in spec.forward if w > 0 and _tg_tag(arn) == f[0]), None)
+        return next((arn for arn, w in action.groups if w > 0 and _tg_tag(arn) == f[0]), None)
 
     def _sticky_target(self, tg_arn: str, sticky: Stickiness, cookies: dict[bytes, bytes],
-                       spec: ListenerSpec) -> tuple[Target | None, bool]:
+                       action: rules_.Forward) -> tuple[Target | None, bool]:
         """-> (the target the client's cookie holds it to, if routable; whether the session
         must be re-stuck to a newly picked target (app_cookie whose target went away))."""
         if sticky.type == "lb_cookie":
@@ -572,7 +608,7 @@ class DataPlane:
             # AWS: clients send back both the app's cookie and the ALB's.
             if sticky.cookie_name.encode() not in cookies:
                 return None, False
-            value = cookies.get(self._app_cookie_name(spec, tg_arn))
+            value = cookies.get(self._app_cookie_name(action, tg_arn))
         f = self.cookies.read(value)
         if not f or len(f) != 4 or f[0] != _tg_tag(tg_arn):
             return None, False
