@@ -86,6 +86,16 @@ class WeightedRandom:
         return self.rng.choice(candidates)
 
 
+def pick_from(candidates: Sequence[C] | None, picker: Picker | None, now: float) -> C | None:
+    """The routing set's target for a new request (None when the set is empty); the picker
+    is only asked when there is a choice."""
+    if not candidates:
+        return None
+    if len(candidates) == 1 or picker is None:
+        return candidates[0]
+    return picker.pick(candidates, now)
+
+
 def pick_weighted(items: Sequence[tuple[str, int]], rng: random.Random) -> str | None:
     """A forward action's target group by weight (ForwardConfig.TargetGroups[].Weight,
     0-999). Weight 0 gets no requests; None when every weight is 0 (the caller answers 503)."""

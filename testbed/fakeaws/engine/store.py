@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from testbed.fakeaws import wire
-from testbed.fakeaws.engine.balancer import PICKERS, Picker
+from testbed.fakeaws.engine.balancer import PICKERS, Picker, pick_from
 from testbed.fakeaws.engine.events import EventLog
 from testbed.fakeaws.settings import FakeAwsSettings, RuntimeKey
 
@@ -446,12 +446,7 @@ class TargetStore:
 
     def pick(self, tg_arn: str) -> Target | None:
         """The target for a new request, chosen by the group's routing algorithm."""
-        cands = self.routing.get(tg_arn)
-        if not cands:
-            return None
-        if len(cands) == 1:
-            return cands[0]
-        return self.pickers[tg_arn].pick(cands, self.clock.time())
+        return pick_from(self.routing.get(tg_arn), self.pickers.get(tg_arn), self.clock.time())
 
     def routable(self, tg_arn: str, tid: str, port: int) -> Target | None:
         """The target (id, port) of a group if new requests may go to it now (in the routing

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from testbed.fakeaws import wire
-from testbed.fakeaws.engine.balancer import PICKERS, Picker
+from testbed.fakeaws.engine.balancer import PICKERS, Picker, pick_from
 from testbed.fakeaws.engine.store import TargetGroupSpec
 from testbed.fakeaws.settings import RuntimeKey
 
@@ -114,13 +114,8 @@ class Replica:
 
     # ---- read by the data plane (same as TargetStore) ------------------------------------
     def pick(self, tg_arn: str) -> RouteTarget | None:
-        cands = self.routing.get(tg_arn)
-        if not cands:
-            return None
-        if len(cands) == 1:
-            return cands[0]
         # time.monotonic(): the engine converts slow-start starts to this clock.
-        return self.pickers[tg_arn].pick(cands, time.monotonic())
+        return pick_from(self.routing.get(tg_arn), self.pickers.get(tg_arn), time.monotonic())
 
     def routable(self, tg_arn: str, tid: str, port: int) -> RouteTarget | None:
         t = self.targets.get((tg_arn, tid, port))
