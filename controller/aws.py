@@ -43,6 +43,27 @@ class ELBv2API(Protocol):
     def deregister_targets(self, tg_arn: str, targets: Sequence[dict[str, Any]]) -> None: ...
 
 
+def call(op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """One AWS API call with the controller's metrics; errors as AWSError (its AWS code)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    start = time.monotonic()
+    try:
+        out = fn(**kwargs)
+    except ClientError as e:
+        err = e.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        metrics.AWS_CALLS.labels(op, code).inc()
+        raise AWSError(op, code, str(err.get("Message", ""))) from e
+    except BotoCoreError as e:
+        metrics.AWS_CALLS.labels(op, type(e).__name__).inc()
+        raise AWSError(op, type(e).__name__, str(e)) from e
+    finally:
+        metrics.AWS_DURATION.labels(op).observe(time.monotonic() - start)
+    metrics.AWS_CALLS.labels(op, "").inc()
+    return out
+
+
 class Boto3ELBv2:
     """ELBv2API over boto3 against an explicit endpoint with dummy credentials."""
 
@@ -66,23 +87,7 @@ class Boto3ELBv2:
         self.client = client
 
     def _call(self, op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        start = time.monotonic()
-        try:
-            out = fn(**kwargs)
-        except ClientError as e:
-            err = e.response.get("Error", {})
-            code = str(err.get("Code", "Unknown"))
-            metrics.AWS_CALLS.labels(op, code).inc()
-            raise AWSError(op, code, str(err.get("Message", ""))) from e
-        except BotoCoreError as e:
-            metrics.AWS_CALLS.labels(op, type(e).__name__).inc()
-            raise AWSError(op, type(e).__name__, str(e)) from e
-        finally:
-            metrics.AWS_DURATION.labels(op).observe(time.monotonic() - start)
-        metrics.AWS_CALLS.labels(op, "").inc()
-        return out
+        return call(op, fn, **kwargs)
 
     def describe_target_health(
         self, tg_arn: str, targets: Sequence[dict[str, Any]] | None = None

@@ -152,6 +152,51 @@ class Config:
         default=True,
         metadata=flag("disable-webhook", "Serve no webhooks.", inverted=True),
     )
+    # Ingress mode (controller/ingress/, docs/ingress.md). On by default, as ALBC always runs
+    # its Ingress controller; with no Ingress in the cluster it only adds two informers.
+    enable_ingress: bool = field(
+        default=True,
+        metadata=flag(
+            "disable-ingress",
+            "Do not watch Ingresses (no IngressGroup reconciles, no ingress RBAC needed).",
+            inverted=True,
+        ),
+    )
+    cluster_name: str = field(
+        default="alb-testbed",
+        metadata=flag(
+            "cluster-name",
+            "Cluster name in the elbv2.k8s.aws/cluster tag and in load balancer and target"
+            " group names.",
+        ),
+    )
+    ingress_class: str = field(
+        default="alb",
+        metadata=flag(
+            "ingress-class",
+            "Ingress class this controller serves (annotation value; empty also takes"
+            " Ingresses without any class).",
+        ),
+    )
+    ingress_subnets: str = field(
+        default="",
+        metadata=flag(
+            "ingress-subnets",
+            "Comma-separated subnet ids for load balancers (empty: the default VPC's"
+            " default-for-AZ subnets).",
+        ),
+    )
+    vpc_id: str = field(
+        default="",
+        metadata=flag(
+            "vpc-id",
+            "VPC of the target groups (empty: the subnets' VPC, else the default VPC).",
+        ),
+    )
+    ingress_workers: int = field(
+        default=3,
+        metadata=flag("ingress-max-concurrent-reconciles", "Concurrent IngressGroup reconciles."),
+    )
     leader_elect: bool = field(
         default=False, metadata=flag("leader-elect", "Take a Lease before reconciling.")
     )

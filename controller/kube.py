@@ -24,7 +24,17 @@ Handler = Callable[[str, Obj | None, Obj | None], None]
 log = get_logger("kube")
 
 TGB_GROUP, TGB_VERSION, TGB_PLURAL = "elbv2.k8s.aws", "v1beta1", "targetgroupbindings"
-KINDS = ("tgb", "service", "endpointslice", "endpoints", "pod", "node", "namespace")
+KINDS = (
+    "tgb",
+    "service",
+    "endpointslice",
+    "endpoints",
+    "pod",
+    "node",
+    "namespace",
+    "ingress",
+    "ingressclass",
+)
 
 
 class Kube(Protocol):
@@ -43,6 +53,24 @@ class Kube(Protocol):
     def patch_pod_status(self, namespace: str, name: str, uid: str, condition: Obj) -> bool: ...
 
     def create_event(self, obj: Obj, type_: str, reason: str, message: str) -> None: ...
+
+
+class IngressKube(Kube, Protocol):
+    """What the IngressGroup reconciler needs on top of Kube (controller/ingress/reconcile.py).
+
+    Reads of kinds "ingress" and "ingressclass" come from informers started with
+    ``KubeCluster(..., ingress=True)``.
+    """
+
+    def patch_ingress(self, namespace: str, name: str, patch: Obj) -> Obj | None: ...
+
+    def patch_ingress_status(self, namespace: str, name: str, patch: Obj) -> None: ...
+
+    def create_tgb(self, obj: Obj) -> Obj: ...
+
+    def delete_tgb(self, namespace: str, name: str) -> None: ...
+
+    def create_ingress_event(self, obj: Obj, type_: str, reason: str, message: str) -> None: ...
 
 
 def now_rfc3339() -> str:
@@ -262,7 +290,11 @@ class KubeCluster:
     """Kube implementation over the official client: informer caches + direct writes."""
 
     def __init__(
-        self, api_client: Any, legacy_endpoints: bool = False, component: str = "targetGroupBinding"
+        self,
+        api_client: Any,
+        legacy_endpoints: bool = False,
+        component: str = "targetGroupBinding",
+        ingress: bool = False,
     ) -> None:
         from kubernetes import client
 
@@ -270,6 +302,7 @@ class KubeCluster:
         self.core = client.CoreV1Api(api_client)
         self.discovery = client.DiscoveryV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
         self.component = component
         self.handlers: list[Handler] = []
         resources = [
@@ -287,6 +320,9 @@ class KubeCluster:
             resources.append(
                 Resource("endpointslice", self.discovery.list_endpoint_slice_for_all_namespaces)
             )
+        if ingress:  # only when asked: the informers need ingress RBAC (rbac.yaml)
+            resources.append(Resource("ingress", self.networking.list_ingress_for_all_namespaces))
+            resources.append(Resource("ingressclass", self.networking.list_ingress_class))
         self.informers = {r.kind: Informer(r, self._fanout) for r in resources}
 
     def add_handler(self, h: Handler) -> None:
@@ -375,7 +411,64 @@ class KubeCluster:
             raise
         return True
 
+    def patch_ingress(self, namespace: str, name: str, patch: Obj) -> Obj | None:
+        """JSON merge patch of an Ingress (finalizers; a resourceVersion in the patch is a
+        precondition: 409 when stale)."""
+        out = self.networking.patch_namespaced_ingress(
+            name,
+            namespace,
+            patch,
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+        )
+        obj: Obj = json.loads(out.data)
+        self.informers["ingress"].store.put(obj)  # write-through, as patch_tgb
+        return obj
+
+    def patch_ingress_status(self, namespace: str, name: str, patch: Obj) -> None:
+        out = self.networking.patch_namespaced_ingress_status(
+            name,
+            namespace,
+            patch,
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+        )
+        self.informers["ingress"].store.put(json.loads(out.data))
+
+    def create_tgb(self, obj: Obj) -> Obj:
+        ns = obj["metadata"]["namespace"]
+        out = self.custom.create_namespaced_custom_object(
+            TGB_GROUP, TGB_VERSION, ns, TGB_PLURAL, obj
+        )
+        if isinstance(out, dict):
+            # write-through, and tell the handlers now: the informer's ADDED event will find
+            # this very resourceVersion cached and look like "no change" to the TGB manager
+            self.informers["tgb"].store.put(out)
+            self._fanout("tgb", None, out)
+            return out
+        return obj
+
+    def delete_tgb(self, namespace: str, name: str) -> None:
+        """Delete a TargetGroupBinding (its finalizer keeps it until the TGB reconciler has
+        deregistered the targets); NotFound is fine."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            self.custom.delete_namespaced_custom_object(
+                TGB_GROUP, TGB_VERSION, namespace, TGB_PLURAL, name
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    def create_ingress_event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        """An event on an Ingress from component "ingress" (upstream's recorder name)."""
+        self._event(obj, type_, reason, message, "ingress")
+
     def create_event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        self._event(obj, type_, reason, message, self.component)
+
+    def _event(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
         from kubernetes.client.rest import ApiException
 
         md = obj.get("metadata", {})
@@ -396,7 +489,7 @@ class KubeCluster:
             "reason": reason,
             "message": message[:1024],
             "type": type_,
-            "source": {"component": self.component},
+            "source": {"component": component},
             "firstTimestamp": ts,
             "lastTimestamp": ts,
             "count": 1,

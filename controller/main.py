@@ -105,16 +105,25 @@ def run_controller(cfg: Config) -> None:
     log = get_logger("main")
     log.info("starting", **asdict(cfg))
     api_client = load_api_client(cfg.kubeconfig)
-    kube = KubeCluster(api_client, legacy_endpoints=cfg.legacy_endpoints)
+    kube = KubeCluster(
+        api_client, legacy_endpoints=cfg.legacy_endpoints, ingress=cfg.enable_ingress
+    )
     targets = TargetsManager(
         Boto3ELBv2(cfg.aws_endpoint_url, cfg.region), cfg.target_health_cache_ttl
     )
     mgr = Manager(kube, Reconciler(kube, targets, cfg), cfg)
     kube.add_handler(mgr.handle)
+    ing_mgr = _ingress_manager(cfg, kube) if cfg.enable_ingress else None
+    if ing_mgr is not None:
+        kube.add_handler(ing_mgr.handle)
     started = threading.Event()
-    serve_metrics(
-        cfg.metrics_port, healthy=lambda: not started.is_set() or mgr.alive(), ready=kube.synced
-    )
+
+    def healthy() -> bool:
+        if not started.is_set():
+            return True
+        return mgr.alive() and (ing_mgr is None or ing_mgr.alive())
+
+    serve_metrics(cfg.metrics_port, healthy=healthy, ready=kube.synced)
     kube.start()
     if not kube.wait_synced(120):
         log.warning("caches not synced after 120 s; continuing, informers keep retrying")
@@ -131,8 +140,15 @@ def run_controller(cfg: Config) -> None:
     def start() -> None:
         mgr.enqueue_all()
         mgr.start()
+        if ing_mgr is not None:
+            ing_mgr.enqueue_all()
+            ing_mgr.start()
         started.set()
-        log.info("workers started", workers=cfg.workers)
+        log.info(
+            "workers started",
+            workers=cfg.workers,
+            ingress_workers=cfg.ingress_workers if ing_mgr is not None else 0,
+        )
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -148,10 +164,60 @@ def run_controller(cfg: Config) -> None:
     stop.wait()
     log.info("shutting down")
     mgr.stop()
+    if ing_mgr is not None:
+        ing_mgr.stop()
     if elector:
         elector.stop()
         elector.release()
     kube.stop()
+
+
+def _boto_client(service: str, cfg: Config) -> Any:
+    """A boto3 client on the configured (fake) endpoint with dummy credentials."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    return boto3.client(
+        service,
+        endpoint_url=cfg.aws_endpoint_url,
+        region_name=cfg.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - dummy, never real
+        config=BotoConfig(
+            retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30
+        ),
+    )
+
+
+def _ingress_manager(cfg: Config, kube: Any) -> Any:
+    """Ingress mode: GroupReconciler over the Deployer, behind its own queue and workers."""
+    from controller.ingress.build import BuildOptions
+    from controller.ingress.deploy import Deployer
+    from controller.ingress.handlers import IngressManager
+    from controller.ingress.reconcile import GroupReconciler
+    from controller.queue import ExponentialBackoff
+
+    deployer = Deployer(
+        _boto_client("elbv2", cfg),
+        cfg.cluster_name,
+        ec2_client=_boto_client("ec2", cfg),
+        subnets=[s.strip() for s in cfg.ingress_subnets.split(",") if s.strip()],
+        vpc_id=cfg.vpc_id or None,
+    )
+    reconciler = GroupReconciler(
+        kube,
+        deployer,
+        BuildOptions(cluster_name=cfg.cluster_name),
+        ingress_class=cfg.ingress_class,
+    )
+    return IngressManager(
+        kube,
+        reconciler,
+        ingress_class=cfg.ingress_class,
+        workers=cfg.ingress_workers,
+        sync_period_seconds=cfg.sync_period_seconds,
+        backoff=ExponentialBackoff(cfg.backoff_base_seconds, cfg.backoff_max_seconds),
+    )
 
 
 @app.command("gen-webhook-manifests")

@@ -7,7 +7,6 @@ gated pods (v3.4.0+, unless --no-pod-watch), the fixed requeue, and the sync per
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -16,7 +15,7 @@ from controller.config import Config
 from controller.gates import GATE_PREFIX
 from controller.kube import Kube
 from controller.log import get_logger
-from controller.queue import ExponentialBackoff, WorkQueue
+from controller.queue import ExponentialBackoff, QueueWorkers, WorkQueue
 from controller.reconcile import Key, Reconciler, Result
 from controller.resolve import SERVICE_NAME_LABEL, Obj, pod_condition
 
@@ -50,7 +49,7 @@ def _slice_fingerprint(o: Obj) -> tuple[str, str]:
     )
 
 
-class Manager:
+class Manager(QueueWorkers):
     """Event handlers + work queue + worker threads around a Reconciler."""
 
     def __init__(
@@ -62,8 +61,9 @@ class Manager:
         self.queue = queue or WorkQueue(
             ExponentialBackoff(cfg.backoff_base_seconds, cfg.backoff_max_seconds)
         )
-        self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
+        self.worker_count = cfg.workers
+        self.sync_period_seconds = cfg.sync_period_seconds
+        self._init_workers()
         self.last_results: dict[Key, Result] = {}
 
     # event mapping ------------------------------------------------------------------------
@@ -178,31 +178,3 @@ class Manager:
             metrics.RECONCILE_DURATION.labels(result_label).observe(dur)
             self.queue.done(key)
         return key
-
-    def _worker(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.process_one(timeout=1.0)
-            except Exception as e:  # never let a worker die
-                log.error("worker loop error", error=repr(e))
-
-    def _resync(self) -> None:
-        while not self._stop.wait(self.cfg.sync_period_seconds):
-            self.enqueue_all()
-
-    def start(self) -> None:
-        for i in range(self.cfg.workers):
-            t = threading.Thread(target=self._worker, name=f"worker-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
-        threading.Thread(target=self._resync, name="resync", daemon=True).start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking keys and wait (bounded) for in-flight reconciles to finish."""
-        self._stop.set()
-        self.queue.shutdown()
-        for t in self._threads:
-            t.join(timeout)
-
-    def alive(self) -> bool:
-        return not self._stop.is_set() and all(t.is_alive() for t in self._threads)

@@ -17,6 +17,9 @@ from collections.abc import Callable, Hashable
 
 from controller import metrics
 from controller.config import Config
+from controller.log import get_logger
+
+log = get_logger("queue")
 
 
 class ExponentialBackoff:
@@ -145,3 +148,54 @@ class WorkQueue:
         """(due time, key) of delayed adds; for tests and debugging."""
         with self._cond:
             return [(t, k) for t, _, k in sorted(self._delayed)]
+
+
+class QueueWorkers:
+    """The loop around a work queue (controller-runtime's controller): `worker_count` threads
+    take keys and reconcile them (`process_one`), one thread re-adds every key each
+    `sync_period_seconds` (`enqueue_all`). Subclasses set those and call `_init_workers`."""
+
+    queue: WorkQueue
+    worker_count: int
+    sync_period_seconds: float
+    thread_name = "worker"
+
+    def _init_workers(self) -> None:
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    def process_one(self, timeout: float | None = None) -> Hashable | None:
+        raise NotImplementedError
+
+    def enqueue_all(self) -> None:
+        raise NotImplementedError
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.process_one(timeout=1.0)
+            except Exception as e:  # never let a worker die
+                log.error("worker loop error", worker=self.thread_name, error=repr(e))
+
+    def _resync(self) -> None:
+        while not self._stop.wait(self.sync_period_seconds):
+            self.enqueue_all()
+
+    def start(self) -> None:
+        for i in range(self.worker_count):
+            t = threading.Thread(target=self._worker, name=f"{self.thread_name}-{i}",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+        threading.Thread(target=self._resync, name=f"{self.thread_name}-resync",
+                         daemon=True).start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking keys and wait (bounded) for in-flight reconciles to finish."""
+        self._stop.set()
+        self.queue.shutdown()
+        for t in self._threads:
+            t.join(timeout)
+
+    def alive(self) -> bool:
+        return not self._stop.is_set() and all(t.is_alive() for t in self._threads)

@@ -48,6 +48,9 @@ class FakeKube:
         self.events: list[tuple[str, str, str, str]] = []  # (tgb name, type, reason, message)
         self.pod_patches: list[tuple[str, str, Obj]] = []  # (ns, pod, condition)
         self.tgb_patches: list[tuple[str, str, Obj]] = []
+        self.ingress_patches: list[tuple[str, str, Obj]] = []
+        self.ingress_status_patches: list[tuple[str, str, Obj]] = []
+        self.tgb_deletes: list[tuple[str, str]] = []
         self.notify_on_write = notify_on_write
         self._lock = threading.RLock()
 
@@ -157,6 +160,51 @@ class FakeKube:
 
     def create_event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         self.events.append((obj.get("metadata", {}).get("name", ""), type_, reason, message))
+
+    # IngressKube ----------------------------------------------------------------------------
+    def _patch(self, kind: str, namespace: str, name: str, patch: Obj) -> tuple[Obj, Obj | None]:
+        """Merge-patch an object like the API server: a resourceVersion in the patch is a
+        precondition, and an object being deleted goes once its last finalizer is gone."""
+        with self._lock:
+            cur = self.get(kind, namespace, name)
+            if cur is None:
+                raise KeyError(f"{kind} {namespace}/{name} not found")
+            want_rv = (patch.get("metadata") or {}).get("resourceVersion")
+            if want_rv is not None and want_rv != cur["metadata"]["resourceVersion"]:
+                raise Conflict(f"{kind} {namespace}/{name}: resourceVersion {want_rv} is stale")
+            new = merge_patch(copy.deepcopy(cur), patch)
+            new["metadata"]["resourceVersion"] = str(next(_rv))
+            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+                self._store(kind).delete(namespace, name)
+                result: Obj | None = None
+            else:
+                self._store(kind).put(new)
+                result = new
+        if self.notify_on_write:
+            self._notify(kind, cur, result)
+        return cur, result
+
+    def patch_ingress(self, namespace: str, name: str, patch: Obj) -> Obj | None:
+        self.ingress_patches.append((namespace, name, copy.deepcopy(patch)))
+        _, result = self._patch("ingress", namespace, name, patch)
+        return copy.deepcopy(result) if result else None
+
+    def patch_ingress_status(self, namespace: str, name: str, patch: Obj) -> None:
+        self.ingress_status_patches.append((namespace, name, copy.deepcopy(patch)))
+        self._patch("ingress", namespace, name, patch)
+
+    def create_tgb(self, obj: Obj) -> Obj:
+        md = obj.get("metadata") or {}
+        if self.get("tgb", md.get("namespace", ""), md.get("name", "")) is not None:
+            raise Conflict(f"tgb {md.get('namespace')}/{md.get('name')} already exists")
+        return self.put("tgb", obj, notify=self.notify_on_write)
+
+    def delete_tgb(self, namespace: str, name: str) -> None:
+        self.tgb_deletes.append((namespace, name))
+        self.delete("tgb", namespace, name, notify=self.notify_on_write)
+
+    def create_ingress_event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        self.create_event(obj, type_, reason, message)
 
     def reasons(self) -> builtins.list[str]:
         return [e[2] for e in self.events]
@@ -281,3 +329,52 @@ class FakeELBv2:
                 for k, t in self.tgs.get(arn, {}).items()
                 if include_draining or t["state"] != "draining"
             }
+
+
+class FakeDeployer:
+    """controller.ingress.reconcile.DeployerAPI in memory: records the models it was asked to
+    deploy and the stacks/target groups it deleted; ARNs derive from the model ids."""
+
+    def __init__(self, dns_name: str = "K8s-Shop-Web-0123.elb.localhost") -> None:
+        from controller.ingress.deploy import DeployResult
+
+        self._result = DeployResult
+        self.dns_name = dns_name
+        self.deployed: list[Any] = []  # controller.ingress.model.Model
+        self.deleted_stacks: list[str] = []
+        self.deleted_tgs: list[str] = []
+        self.stacks: dict[str, list[str]] = {}  # stack id -> target group ARNs in AWS
+        self.fail: list[AWSError] = []
+
+    @staticmethod
+    def arn(tg_id: str) -> str:
+        return "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/" + tg_id
+
+    def deploy(self, model: Any, *, delete_stale: bool = True) -> Any:
+        if self.fail:
+            raise self.fail.pop(0)
+        self.deployed.append(model)
+        arns = {tg_id: self.arn(tg_id) for tg_id in model.target_groups}
+        stale = [a for a in self.stacks.get(model.stack_id, []) if a not in arns.values()]
+        self.stacks[model.stack_id] = [*arns.values(), *stale]
+        if delete_stale:
+            self.delete_target_groups(stale)
+            stale = []
+        return self._result("arn:lb/" + model.stack_id, self.dns_name, arns, stale)
+
+    def delete_stack(self, stack_id: str, *, target_groups: bool = True) -> list[str]:
+        if self.fail:
+            raise self.fail.pop(0)
+        self.deleted_stacks.append(stack_id)
+        arns = list(self.stacks.get(stack_id, []))
+        if target_groups:
+            self.delete_target_groups(arns)
+            return []
+        return arns
+
+    def delete_target_groups(self, arns: Sequence[str]) -> None:
+        for a in arns:
+            self.deleted_tgs.append(a)
+            for tgs in self.stacks.values():
+                if a in tgs:
+                    tgs.remove(a)
