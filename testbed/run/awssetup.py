@@ -27,6 +27,8 @@ class AlbSetup:
     tg_arn: str
     listener_arn: str | None
     listener_port: int
+    # False: the controller made it from the run's Ingress, and deletes it with the Ingress
+    made_by_run: bool = True
 
 
 def create(sc: Scenario, endpoint_url: str, name: str, listener_port: int, *,
@@ -53,6 +55,19 @@ def create(sc: Scenario, endpoint_url: str, name: str, listener_port: int, *,
                     "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg_arn}]}
         listener_arn = elbv2.create_listener(**listener)["Listeners"][0]["ListenerArn"]
     return AlbSetup(lb_arn, tg_arn, listener_arn, listener_port)
+
+
+def found(endpoint_url: str, tg_arn: str, listener_port: int) -> AlbSetup | None:
+    """The ALB the controller made for a run's Ingress, from its target group (None until the
+    group is behind a load balancer with a listener on the run's port)."""
+    elbv2, _ = clients(endpoint_url)
+    groups = elbv2.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"]
+    for lb_arn in (groups[0].get("LoadBalancerArns") or []) if groups else []:
+        for li in elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]:
+            if int(li["Port"]) == listener_port:
+                return AlbSetup(lb_arn, tg_arn, li["ListenerArn"], listener_port,
+                                made_by_run=False)
+    return None
 
 
 def listener_ports_in_use(endpoint_url: str) -> set[int]:

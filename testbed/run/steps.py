@@ -103,6 +103,7 @@ class Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     # what cleanup releases last (the listener port lease)
     held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    listener_port: int = 0  # leased by configure
 
     @property
     def apps(self) -> client.AppsV1Api:
@@ -215,6 +216,9 @@ def configure(r: Run) -> None:
     port = r.held.enter_context(
         r.stack.aws.listener_port(lambda: awssetup.listener_ports_in_use(url)))
     r.events_since = r.stack.aws.cursor()
+    r.listener_port = port
+    if r.sc.ingress is not None:
+        return  # the controller makes the ALB from the run's Ingress (deploy)
     # unique per run: the same scenario may run twice at once (repeat runs)
     r.setup = awssetup.create(r.sc, url, f"{r.sc.name[:26]}-{r.ns[-5:]}", port,
                               target_port=r.it.target_port)
@@ -222,29 +226,75 @@ def configure(r: Run) -> None:
 
 
 def deploy(r: Run) -> None:
-    """Namespace, Service and TargetGroupBinding; the Deployment once the controller has seen
-    the binding: the webhook injects gates from the controller's cache, and a pod created
-    before the cache knows its TGB gets no gate (as with the real controller)."""
-    assert r.setup is not None
+    """Namespace, Service and TargetGroupBinding (or, with `ingress`, the Ingress: the
+    controller makes the ALB and the binding); the Deployment once the controller has the
+    binding: the webhook injects gates from the controller's cache, and a pod created before
+    the cache knows its TGB gets no gate (as with the real controller)."""
     it = r.it
-    if it.target is not None:
+    if r.sc.ingress is not None:
+        docs = _ingress_run_objects(r)
+    elif it.target is not None:
+        assert r.setup is not None
         docs = plan.workload_manifests(r.sc, it.docs, it.target, r.setup.tg_arn, ns=r.ns)
     else:
+        assert r.setup is not None
         docs = plan.manifests(r.sc, r.stack.image, r.setup.tg_arn, name=APP, ns=r.ns)
     r.recorder = PodRecorder(r.stack.api, r.ns).start()
     apply(r.stack.api, [d for d in docs if d["kind"] not in plan.POD_MAKERS])
     custom = client.CustomObjectsApi(r.stack.api)
 
     def finalized() -> bool:
+        if r.sc.ingress is not None and not _ingress_binding(r, custom):
+            return False
         tgb = custom.get_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", r.ns,
                                                   "targetgroupbindings", it.binding)
         return TGB_FINALIZER in (tgb["metadata"].get("finalizers") or [])
 
-    with step(f"{r.sc.name}: controller has seen the TargetGroupBinding"):
-        if not _holds(r, finalized, timeout=60):
-            raise StepFailed("the controller did not pick up the TargetGroupBinding within 60s;"
-                             f" its logs:\n{r.stack.controller.logs(50)}")
+    made = "made the ALB and " if r.sc.ingress is not None else ""
+    with step(f"{r.sc.name}: controller has {made}seen the TargetGroupBinding"):
+        if not _holds(r, finalized, timeout=60 if r.sc.ingress is None else 120):
+            raise StepFailed(f"the controller did not {made}pick up the TargetGroupBinding "
+                             f"in time; its logs:\n{r.stack.controller.logs(50)}")
+    if r.sc.ingress is not None:
+        assert r.setup is not None
+        r.stack.aws.configure(target_group_arn=r.setup.tg_arn, **plan.engine_settings(r.sc))
     apply(r.stack.api, [d for d in docs if d["kind"] in plan.POD_MAKERS])
+
+
+def _ingress_run_objects(r: Run) -> list[dict[str, Any]]:
+    """The run's objects in ingress mode: as in binding mode, with the Ingress in place of
+    the TargetGroupBinding."""
+    it, sc = r.it, r.sc
+    if it.target is not None:
+        docs = plan.workload_manifests(sc, it.docs, it.target, "<made by the controller>",
+                                       ns=r.ns)
+        service, port = it.target.service_name, it.target.port_ref
+    else:
+        docs = plan.manifests(sc, r.stack.image, "<made by the controller>", name=APP,
+                              ns=r.ns)
+        service, port = APP, plan.SERVICE_PORT
+    ing = plan.ingress(sc, name=service, ns=r.ns, service=service, port=port,
+                       listener_port=r.listener_port)
+    return [ing if d["kind"] == "TargetGroupBinding" else d for d in docs]
+
+
+def _ingress_binding(r: Run, custom: client.CustomObjectsApi) -> bool:
+    """Ingress mode: once the controller has made a TargetGroupBinding for the run's Service
+    and the ALB has a listener on the run's port, the run knows its binding, target group and
+    listener."""
+    service = r.it.target.service_name if r.it.target is not None else APP
+    tgbs = custom.list_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", r.ns,
+                                                "targetgroupbindings")["items"]
+    mine = [t for t in tgbs if (t["spec"].get("serviceRef") or {}).get("name") == service]
+    if not mine or not mine[0]["spec"].get("targetGroupARN"):
+        return False
+    setup = awssetup.found(r.stack.aws.endpoint_url, mine[0]["spec"]["targetGroupARN"],
+                           r.listener_port)
+    if setup is None:
+        return False
+    r.it.binding = mine[0]["metadata"]["name"]
+    r.setup = setup
+    return True
 
 
 def _clear_for(sc: Scenario) -> float:
@@ -455,9 +505,11 @@ def cleanup(r: Run) -> None:
             if exc.status != 404:
                 raise
         # Not waited for: namespaces are unique per run, and the controller's finalizer
-        # deregisters the old targets from a target group nothing routes to any more.
+        # deregisters the old targets from a target group nothing routes to any more. An
+        # Ingress's ALB is the controller's to delete (its finalizer on the Ingress); until
+        # it has, its listener keeps the port out of other runs' leases.
         try:
-            if r.setup is not None:
+            if r.setup is not None and r.setup.made_by_run:
                 awssetup.delete(r.setup, r.stack.aws.endpoint_url)
         except Exception as exc:  # the fake AWS may have been restarted meanwhile
             info(f"ALB clean-up: {exc}")

@@ -252,6 +252,34 @@ class Alb(Declared):
         "(`least_outstanding_requests` is not combinable with slow start).")
 
 
+ANNOTATION_PREFIX = "alb.ingress.kubernetes.io/"
+
+
+class IngressSection(Declared):
+    """`ingress` - an Ingress instead of a TargetGroupBinding (the controller makes the ALB)
+
+    The controller builds the load balancer, listener, rules and target group from the
+    Ingress's annotations, as aws-load-balancer-controller does (docs/ingress.md). The run maps
+    `targetGroup` and `alb` to annotations (health check, target group and load balancer
+    attributes) and sets `listen-ports` to the run's listener port."""
+
+    path: Annotated[Str, Field(pattern=r"^/[^\s]*$"), Expected("a path starting with '/'")] = Field(
+        "/", description="The rule's path (`spec.rules[].http.paths[].path`).")
+    path_type: Literal["Prefix", "Exact", "ImplementationSpecific"] = Field(
+        "Prefix", description="Its `pathType`.")
+    host: Annotated[Str | None, Field(pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+                    Expected("a host name like 'app.example.com' or '*.example.com'")] = Field(
+        None, description="The rule's host (a host-header condition); `load.host` should "
+        "match it.")
+    group_name: Annotated[Str | None, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$"),
+                          Expected("an IngressGroup name (lower-case, digits, '-', '.')")] = Field(
+        None, description="`alb.ingress.kubernetes.io/group.name` (IngressGroup).")
+    annotations: dict[Annotated[Str, Field(pattern=r"^alb\.ingress\.kubernetes\.io/")],
+                      Str] = Field(
+        default_factory=dict, description="More `alb.ingress.kubernetes.io/*` annotations; "
+        "they win over the ones the run derives from `targetGroup` and `alb`.")
+
+
 class ControllerSwitches(Declared):
     """`controller` - switches of the minimal aws-load-balancer-controller"""
 
@@ -421,6 +449,9 @@ class Scenario(Declared):
     target_group: TargetGroup = Field(default_factory=TargetGroup,
                                       description="The target group's settings.")
     alb: Alb = Field(default_factory=Alb, description="Load balancer and fake ALB settings.")
+    ingress: IngressSection | None = Field(
+        None, description="An Ingress (the controller makes the ALB) instead of a "
+        "TargetGroupBinding on an ALB the run makes; see docs/ingress.md.")
     controller: ControllerSwitches = Field(default_factory=ControllerSwitches,
                                    description="Controller switches.")
     load: Load = Field(default_factory=Load, description="The load sent through the ALB.")
@@ -453,6 +484,16 @@ class Scenario(Declared):
                 if getattr(ro, key) not in (None, False):
                     problems.append((f"rollout.{key}", "expected only with workload (the demo "
                                      "app rolls with rollout.newApp)"))
+        if self.ingress is not None:
+            if not self.target_group.attach_listener:
+                problems.append(("targetGroup.attachListener", "expected true with ingress "
+                                 "(the controller always makes a listener rule for the "
+                                 "backend)"))
+            ann = self.ingress.annotations
+            for key in ("listen-ports", "target-type"):
+                if ANNOTATION_PREFIX + key in ann:
+                    problems.append(("ingress.annotations", f"expected no {key}: the run "
+                                     "sets it (its listener port; ip targets)"))
         gate = self.workload.readiness_gate if self.workload else self.app.readiness_gate
         if self.expect.baseline == "unhealthy" and gate:
             problems.append(("expect.baseline", "expected healthy with a readiness gate: the "

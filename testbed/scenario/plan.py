@@ -155,6 +155,61 @@ def workload_manifests(sc: Scenario, docs: list[dict[str, Any]], target: Target,
             *[d for d in objs if d["kind"] in POD_MAKERS]]
 
 
+INGRESS_CLASS = "alb"  # the IngressClass the controller's manifests install (ingress.k8s.aws/alb)
+
+
+def ingress_annotations(sc: Scenario, listener_port: int) -> dict[str, str]:
+    """The `alb.ingress.kubernetes.io/*` annotations that give the controller's ALB the
+    scenario's settings (the same values aws_calls sends in TargetGroupBinding mode), then the
+    scenario's own annotations over them. Names and formats: aws-load-balancer-controller's
+    Ingress annotations (docs/guide/ingress/annotations.md at v3.5.0)."""
+    assert sc.ingress is not None
+    hc = sc.target_group.health_check
+    tg = sc.target_group
+    a = "alb.ingress.kubernetes.io/"
+    out = {
+        a + "scheme": "internal",
+        a + "target-type": "ip",
+        a + "listen-ports": f'[{{"HTTP": {listener_port}}}]',
+        a + "healthcheck-protocol": "HTTP",
+        a + "healthcheck-port": "traffic-port",
+        a + "healthcheck-path": hc.path,
+        a + "healthcheck-interval-seconds": str(hc.interval_seconds),
+        a + "healthcheck-timeout-seconds": str(hc.timeout_seconds),
+        a + "healthy-threshold-count": str(hc.healthy_threshold),
+        a + "unhealthy-threshold-count": str(hc.unhealthy_threshold),
+        a + "success-codes": hc.matcher,
+        a + "target-group-attributes": ",".join([
+            f"deregistration_delay.timeout_seconds={tg.deregistration_delay_seconds}",
+            f"slow_start.duration_seconds={tg.slow_start_seconds}",
+            f"load_balancing.algorithm.type={sc.alb.algorithm}"]),
+        a + "load-balancer-attributes":
+            f"idle_timeout.timeout_seconds={sc.alb.idle_timeout_seconds}",
+    }
+    if sc.ingress.group_name:
+        out[a + "group.name"] = sc.ingress.group_name
+    return {**out, **sc.ingress.annotations}
+
+
+def ingress(sc: Scenario, *, name: str, ns: str, service: str, port: int | str,
+            listener_port: int) -> dict[str, Any]:
+    """The run's Ingress: one rule (host, path) to the Service's port."""
+    assert sc.ingress is not None
+    ing = sc.ingress
+    backend_port = {"number": port} if isinstance(port, int) else {"name": port}
+    rule: dict[str, Any] = {"http": {"paths": [{
+        "path": ing.path, "pathType": ing.path_type,
+        "backend": {"service": {"name": service, "port": backend_port}}}]}}
+    if ing.host:
+        rule["host"] = ing.host
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": ns,
+                     "annotations": ingress_annotations(sc, listener_port)},
+        "spec": {"ingressClassName": INGRESS_CLASS, "rules": [rule]},
+    }
+
+
 def aws_calls(sc: Scenario, *, name: str = "demo", vpc_id: str = "vpc-testbed",
               subnets: tuple[str, ...] = ("subnet-testbed-a", "subnet-testbed-b"),
               lb_arn: str = "<LoadBalancerArn>", tg_arn: str = "<TargetGroupArn>",
