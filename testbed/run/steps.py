@@ -104,6 +104,8 @@ class Run:
     # what cleanup releases last (the listener port lease)
     held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     listener_port: int = 0  # leased by configure
+    # ingress canary: the canary's target group (its events, settings and baseline too)
+    canary_tg_arn: str | None = None
 
     @property
     def apps(self) -> client.AppsV1Api:
@@ -244,11 +246,18 @@ def deploy(r: Run) -> None:
     custom = client.CustomObjectsApi(r.stack.api)
 
     def finalized() -> bool:
-        if r.sc.ingress is not None and not _ingress_binding(r, custom):
-            return False
-        tgb = custom.get_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", r.ns,
-                                                  "targetgroupbindings", it.binding)
-        return TGB_FINALIZER in (tgb["metadata"].get("finalizers") or [])
+        names = [it.binding]
+        if r.sc.ingress is not None:
+            found = _ingress_bindings(r, custom)
+            if found is None:
+                return False
+            names = found
+        for name in names:
+            tgb = custom.get_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", r.ns,
+                                                      "targetgroupbindings", name)
+            if TGB_FINALIZER not in (tgb["metadata"].get("finalizers") or []):
+                return False
+        return True
 
     made = "made the ALB and " if r.sc.ingress is not None else ""
     with step(f"{r.sc.name}: controller has {made}seen the TargetGroupBinding"):
@@ -256,9 +265,15 @@ def deploy(r: Run) -> None:
             raise StepFailed(f"the controller did not {made}pick up the TargetGroupBinding "
                              f"in time; its logs:\n{r.stack.controller.logs(50)}")
     if r.sc.ingress is not None:
-        assert r.setup is not None
-        r.stack.aws.configure(target_group_arn=r.setup.tg_arn, **plan.engine_settings(r.sc))
+        for tg_arn in _tg_arns(r):
+            r.stack.aws.configure(target_group_arn=tg_arn, **plan.engine_settings(r.sc))
     apply(r.stack.api, [d for d in docs if d["kind"] in plan.POD_MAKERS])
+
+
+def _tg_arns(r: Run) -> list[str]:
+    """The run's target groups: its own, and an ingress canary's."""
+    assert r.setup is not None
+    return [r.setup.tg_arn] + ([r.canary_tg_arn] if r.canary_tg_arn else [])
 
 
 def _ingress_run_objects(r: Run) -> list[dict[str, Any]]:
@@ -278,23 +293,32 @@ def _ingress_run_objects(r: Run) -> list[dict[str, Any]]:
     return [ing if d["kind"] == "TargetGroupBinding" else d for d in docs]
 
 
-def _ingress_binding(r: Run, custom: client.CustomObjectsApi) -> bool:
-    """Ingress mode: once the controller has made a TargetGroupBinding for the run's Service
-    and the ALB has a listener on the run's port, the run knows its binding, target group and
-    listener."""
+def _ingress_bindings(r: Run, custom: client.CustomObjectsApi) -> list[str] | None:
+    """Ingress mode: once the controller has made a TargetGroupBinding for each of the run's
+    Services (the app's, and a canary's) and the ALB has a listener on the run's port, the
+    run knows its bindings, target groups and listener -> the bindings' names (None: not
+    yet)."""
     service = r.it.target.service_name if r.it.target is not None else APP
+    services = [service]
+    if r.sc.ingress is not None and r.sc.ingress.canary is not None:
+        services.append(f"{service}-{plan.CANARY}")
     tgbs = custom.list_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", r.ns,
                                                 "targetgroupbindings")["items"]
-    mine = [t for t in tgbs if (t["spec"].get("serviceRef") or {}).get("name") == service]
-    if not mine or not mine[0]["spec"].get("targetGroupARN"):
-        return False
-    setup = awssetup.found(r.stack.aws.endpoint_url, mine[0]["spec"]["targetGroupARN"],
+    found = []
+    for svc in services:
+        mine = [t for t in tgbs if (t["spec"].get("serviceRef") or {}).get("name") == svc
+                and t["spec"].get("targetGroupARN")]
+        if not mine:
+            return None
+        found.append(mine[0])
+    setup = awssetup.found(r.stack.aws.endpoint_url, found[0]["spec"]["targetGroupARN"],
                            r.listener_port)
     if setup is None:
-        return False
-    r.it.binding = mine[0]["metadata"]["name"]
+        return None
+    r.it.binding = found[0]["metadata"]["name"]
     r.setup = setup
-    return True
+    r.canary_tg_arn = found[1]["spec"]["targetGroupARN"] if len(found) > 1 else None
+    return [t["metadata"]["name"] for t in found]
 
 
 def _clear_for(sc: Scenario) -> float:
@@ -324,10 +348,17 @@ def baseline(r: Run) -> None:
         return diagnose.explain(sc, it.replicas, pods, states, probe_path=it.probe_path,
                                 target_port=it.target_port)
 
+    def canary_ready() -> bool:
+        if r.canary_tg_arn is None:
+            return True
+        states = diagnose.target_states(elbv2, r.canary_tg_arn)
+        return sum(1 for t in states if t.state == want) >= it.replicas and \
+            rollout_done(r.apps, r.ns, it.replicas, f"{it.deployment}-{plan.CANARY}")
+
     def reached() -> bool:
         states = diagnose.target_states(elbv2, tg_arn)
         if sum(1 for t in states if t.state == want) >= it.replicas and \
-                rollout_done(r.apps, r.ns, it.replicas, it.deployment):
+                rollout_done(r.apps, r.ns, it.replicas, it.deployment) and canary_ready():
             return True
         if want == "healthy" and not sc.expect.rollout_stalls:  # a stall waits its deadline
             why = look(states)
@@ -406,6 +437,9 @@ def rollouts(r: Run) -> None:
     deadline is a stall and ends the series."""
     sc, it = r.sc, r.it
     count = 0 if r.stalled or r.baseline_failure is not None else r.rollouts
+    if count and sc.ingress is not None and sc.ingress.canary is not None:
+        _shift_canary(r)
+        return
     for n in range(1, count + 1):
         with step(f"{sc.name}: rollout {n}/{count}") as outcome:
             started = time.monotonic()
@@ -421,6 +455,38 @@ def rollouts(r: Run) -> None:
                 r.stalled = True
                 outcome.not_met(f"did not finish within {sc.rollout.timeout_seconds}s")
                 return
+
+
+def _shift_canary(r: Run) -> None:
+    """The canary rollout: the Ingress's forward action gets the new weights; done once the
+    listener's rule forwards with them (the controller has applied the change)."""
+    sc = r.sc
+    assert sc.ingress is not None and sc.ingress.canary is not None and r.setup is not None
+    to = sc.ingress.canary.shift_to
+    service = APP
+    ing = plan.ingress(sc, name=service, ns=r.ns, service=service, port=plan.SERVICE_PORT,
+                       listener_port=r.listener_port, canary_weight=to)
+    elbv2, _ = awssetup.clients(r.stack.aws.endpoint_url)
+    listener_arn = r.setup.listener_arn
+
+    def shifted() -> bool:
+        for rule in elbv2.describe_rules(ListenerArn=listener_arn)["Rules"]:
+            for action in rule.get("Actions") or []:
+                groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
+                weights = {g["TargetGroupArn"]: g.get("Weight") for g in groups}
+                if r.canary_tg_arn in weights:
+                    return weights[r.canary_tg_arn] == to
+        return False
+
+    with step(f"{sc.name}: canary weight {sc.ingress.canary.weight}% -> {to}%") as outcome:
+        started = time.monotonic()
+        apply(r.stack.api, [ing])
+        if _holds(r, shifted, timeout=sc.rollout.timeout_seconds):
+            r.rollout_seconds = time.monotonic() - started
+        else:
+            r.stalled = True
+            outcome.not_met(f"the listener rule did not get the new weights within "
+                            f"{sc.rollout.timeout_seconds}s")
 
 
 def finish_load(r: Run) -> None:
@@ -450,7 +516,8 @@ def collect(r: Run) -> None:
     if r.recorder is not None:
         r.pod_events = r.recorder.stop()
     assert r.setup is not None
-    r.aws_events = events_since(r.stack.aws, r.events_since, r.setup)
+    r.aws_events = events_since(r.stack.aws, r.events_since, r.setup,
+                                [r.canary_tg_arn] if r.canary_tg_arn else [])
     try:
         text = r.stack.controller.logs(tail=None,
                                        since_seconds=int(time.time() - r.started + 5) + 1)
@@ -479,12 +546,12 @@ def report(r: Run) -> None:
     r.paths = write_report(r.report, r.out_dir)
 
 
-def events_since(aws: fakeaws.FakeAws, since: int, setup: awssetup.AlbSetup
-                 ) -> list[dict[str, Any]]:
-    """This run's fake AWS events: its target group's and its listener's."""
+def events_since(aws: fakeaws.FakeAws, since: int, setup: awssetup.AlbSetup,
+                 more_groups: list[str] | None = None) -> list[dict[str, Any]]:
+    """This run's fake AWS events: its target groups' and its listener's."""
     events: list[dict[str, Any]] = []
     while True:
-        batch, nxt = aws.events(since, target_group_arn=setup.tg_arn,
+        batch, nxt = aws.events(since, target_group_arn=[setup.tg_arn, *(more_groups or [])],
                                 listener_port=setup.listener_port)
         events += batch
         if not batch or nxt == since:

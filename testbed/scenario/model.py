@@ -255,6 +255,20 @@ class Alb(Declared):
 ANNOTATION_PREFIX = "alb.ingress.kubernetes.io/"
 
 
+class Canary(Declared):
+    """`ingress.canary` - a second version of the demo app behind the same rule
+
+    The run deploys the demo app twice, `demo` (the app) and `demo-canary` (the app with
+    `rollout.newApp`), each with its Service and target group, and the Ingress's rule forwards
+    to both by weight (an `alb.ingress.kubernetes.io/actions.*` forward action). The rollout
+    shifts the weights instead of rolling a Deployment."""
+
+    weight: Annotated[Int, Field(ge=0, le=100)] = Field(
+        10, description="The canary's share of requests (percent) before the shift.")
+    shift_to: Annotated[Int, Field(ge=0, le=100)] = Field(
+        100, description="Its share after the shift (the rollout).")
+
+
 class IngressSection(Declared):
     """`ingress` - an Ingress instead of a TargetGroupBinding (the controller makes the ALB)
 
@@ -274,6 +288,9 @@ class IngressSection(Declared):
     group_name: Annotated[Str | None, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$"),
                           Expected("an IngressGroup name (lower-case, digits, '-', '.')")] = Field(
         None, description="`alb.ingress.kubernetes.io/group.name` (IngressGroup).")
+    canary: Canary | None = Field(
+        None, description="A canary version behind the rule; the rollout shifts the weights "
+        "(below).")
     annotations: dict[Annotated[Str, Field(pattern=r"^alb\.ingress\.kubernetes\.io/")],
                       Str] = Field(
         default_factory=dict, description="More `alb.ingress.kubernetes.io/*` annotations; "
@@ -490,6 +507,13 @@ class Scenario(Declared):
                                  "(the controller always makes a listener rule for the "
                                  "backend)"))
             ann = self.ingress.annotations
+            if self.ingress.canary is not None:
+                if self.workload is not None:
+                    problems.append(("ingress.canary", "expected no canary with workload (it "
+                                     "deploys the demo app twice)"))
+                if self.rollout.count != 1:
+                    problems.append(("rollout.count", "expected 1 with ingress.canary (the "
+                                     "rollout is the one weight shift)"))
             for key in ("listen-ports", "target-type"):
                 if ANNOTATION_PREFIX + key in ann:
                     problems.append(("ingress.annotations", f"expected no {key}: the run "

@@ -8,6 +8,7 @@ needs no change here; the runner, the demo and the e2e ordering all read this mo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -134,9 +135,15 @@ def target_group_binding(tg_arn: str, name: str = "demo", ns: str = "default", *
 
 def manifests(sc: Scenario, image: str, tg_arn: str, *, name: str = "demo",
               ns: str = "default") -> list[dict[str, Any]]:
-    """Everything for the first version, in apply order."""
-    return [namespace(sc, ns), service(name, ns), target_group_binding(tg_arn, name, ns),
+    """Everything for the first version, in apply order; with an ingress canary also the
+    canary's Service and Deployment (the app with rollout.newApp, version v2)."""
+    docs = [namespace(sc, ns), service(name, ns), target_group_binding(tg_arn, name, ns),
             deployment(sc, image, name=name, ns=ns)]
+    if sc.ingress is not None and sc.ingress.canary is not None:
+        canary = f"{name}-{CANARY}"
+        docs += [service(canary, ns),
+                 deployment(sc, image, name=canary, ns=ns, version="v2", new_version=True)]
+    return docs
 
 
 # Kinds that make pods: applied after the TargetGroupBinding is known to the controller, so the
@@ -155,6 +162,7 @@ def workload_manifests(sc: Scenario, docs: list[dict[str, Any]], target: Target,
             *[d for d in objs if d["kind"] in POD_MAKERS]]
 
 
+ANNOTATION = "alb.ingress.kubernetes.io/"
 INGRESS_CLASS = "alb"  # the IngressClass the controller's manifests install (ingress.k8s.aws/alb)
 
 
@@ -166,7 +174,7 @@ def ingress_annotations(sc: Scenario, listener_port: int) -> dict[str, str]:
     assert sc.ingress is not None
     hc = sc.target_group.health_check
     tg = sc.target_group
-    a = "alb.ingress.kubernetes.io/"
+    a = ANNOTATION
     out = {
         a + "scheme": "internal",
         a + "target-type": "ip",
@@ -191,21 +199,43 @@ def ingress_annotations(sc: Scenario, listener_port: int) -> dict[str, str]:
     return {**out, **sc.ingress.annotations}
 
 
+CANARY = "canary"  # suffix of the canary's Deployment and Service names
+CANARY_ACTION = "weighted"  # the forward action's name (actions.<it>; backend use-annotation)
+
+
+def canary_action(service: str, port: int | str, canary_weight: int) -> str:
+    """The `actions.weighted` annotation value: forward to the app and its canary by weight
+    (aws-load-balancer-controller's forwardConfig with serviceName/servicePort; annotations.md
+    at v3.5.0, "actions.${action-name}")."""
+    return json.dumps({"type": "forward", "forwardConfig": {"targetGroups": [
+        {"serviceName": service, "servicePort": str(port), "weight": 100 - canary_weight},
+        {"serviceName": f"{service}-{CANARY}", "servicePort": str(port),
+         "weight": canary_weight}]}}, separators=(",", ":"))
+
+
 def ingress(sc: Scenario, *, name: str, ns: str, service: str, port: int | str,
-            listener_port: int) -> dict[str, Any]:
-    """The run's Ingress: one rule (host, path) to the Service's port."""
+            listener_port: int, canary_weight: int | None = None) -> dict[str, Any]:
+    """The run's Ingress: one rule (host, path) to the Service's port, or with a canary to
+    the forward action splitting between the app and its canary (`canary_weight`, default
+    the scenario's starting weight)."""
     assert sc.ingress is not None
     ing = sc.ingress
-    backend_port = {"number": port} if isinstance(port, int) else {"name": port}
+    annotations = ingress_annotations(sc, listener_port)
+    backend: dict[str, Any] = {"name": service,
+                               "port": {"number": port} if isinstance(port, int)
+                               else {"name": port}}
+    if ing.canary is not None:
+        weight = ing.canary.weight if canary_weight is None else canary_weight
+        annotations[ANNOTATION + "actions." + CANARY_ACTION] = canary_action(service, port,
+                                                                            weight)
+        backend = {"name": CANARY_ACTION, "port": {"name": "use-annotation"}}
     rule: dict[str, Any] = {"http": {"paths": [{
-        "path": ing.path, "pathType": ing.path_type,
-        "backend": {"service": {"name": service, "port": backend_port}}}]}}
+        "path": ing.path, "pathType": ing.path_type, "backend": {"service": backend}}]}}
     if ing.host:
         rule["host"] = ing.host
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": name, "namespace": ns,
-                     "annotations": ingress_annotations(sc, listener_port)},
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations},
         "spec": {"ingressClassName": INGRESS_CLASS, "rules": [rule]},
     }
 

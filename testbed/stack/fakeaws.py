@@ -46,12 +46,13 @@ class FakeAws:
     def listener_url(self, port: int) -> str:
         return f"http://127.0.0.1:{self.container.published[port]}"
 
-    def events(self, since: int = 0, *, target_group_arn: str | None = None,
+    def events(self, since: int = 0, *, target_group_arn: str | list[str] | None = None,
                listener_port: int | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Events after `since`; with a target group and/or listener port, only one run's."""
+        """Events after `since`; with target groups and/or a listener port, only one run's."""
         query: dict[str, str | int] = {"since": since}
         if target_group_arn:
-            query["target_group_arn"] = target_group_arn
+            query["target_group_arn"] = (target_group_arn if isinstance(target_group_arn, str)
+                                         else ",".join(target_group_arn))
         if listener_port:
             query["listener_port"] = listener_port
         with urllib.request.urlopen(f"{self.endpoint_url}/_testbed/events?{urlencode(query)}",

@@ -93,3 +93,44 @@ def test_bad_ingress_sections_are_refused_with_the_field(body: str, where: str) 
     with pytest.raises(ScenarioError) as ei:
         parse_scenario("name: bad\n" + body + "\n", "bad.yaml")
     assert where in str(ei.value)
+
+
+def test_canary_runs_the_app_twice_and_forwards_by_weight() -> None:
+    sc = _sc(ingress={"canary": {"weight": 10, "shiftTo": 100}},
+             rollout={"newApp": {"preStopSleepSeconds": 7}})
+    docs = plan.manifests(sc, "img", "<tg>", name="demo", ns="n")
+    deps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deps) == {"demo", "demo-canary"}
+    canary_env = {e["name"]: e.get("value") for e in
+                  deps["demo-canary"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert canary_env["APP_VERSION"] == "v2"
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "Service"} == {
+        "demo", "demo-canary"}
+    ing = plan.ingress(sc, name="demo", ns="n", service="demo", port=80, listener_port=81)
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": plan.CANARY_ACTION, "port": {"name": "use-annotation"}}
+    action = json.loads(ing["metadata"]["annotations"][A + "actions." + plan.CANARY_ACTION])
+    assert action["type"] == "forward"
+    assert [(g["serviceName"], g["servicePort"], g["weight"])
+            for g in action["forwardConfig"]["targetGroups"]] == [
+        ("demo", "80", 90), ("demo-canary", "80", 10)]
+    shifted = plan.ingress(sc, name="demo", ns="n", service="demo", port=80, listener_port=81,
+                           canary_weight=100)
+    action = json.loads(shifted["metadata"]["annotations"][A + "actions." + plan.CANARY_ACTION])
+    assert [g["weight"] for g in action["forwardConfig"]["targetGroups"]] == [0, 100]
+
+
+def test_no_canary_objects_without_a_canary() -> None:
+    docs = plan.manifests(_sc(), "img", "<tg>", name="demo", ns="n")
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"] == ["demo"]
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ("ingress: {canary: {}}\nrollout: {count: 2}", "rollout.count"),
+    ("ingress: {canary: {weight: 101}}", "ingress.canary.weight"),
+    ("ingress: {canary: {}}\nworkload: {path: x.yaml}", "ingress.canary"),
+])
+def test_bad_canaries_are_refused(body: str, where: str) -> None:
+    with pytest.raises(ScenarioError) as ei:
+        parse_scenario("name: bad\n" + body + "\n", "bad.yaml")
+    assert where in str(ei.value)
