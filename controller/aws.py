@@ -64,27 +64,35 @@ def call(op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
     return out
 
 
+def make_client(service: str, endpoint_url: str, region: str = Config.region) -> Any:
+    """A boto3 client on an explicit (fake) endpoint with dummy credentials. No client-side
+    parameter validation: the API judges values, as it does for upstream's Go SDK v2, which
+    sends what it is given (a fake AWS started with a lower minimum health-check interval
+    accepts the faster values scenarios use)."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - dummy, never real
+        config=BotoConfig(
+            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+            parameter_validation=False,
+        ),
+    )
+
+
 class Boto3ELBv2:
     """ELBv2API over boto3 against an explicit endpoint with dummy credentials."""
 
     def __init__(self, endpoint_url: str, region: str = Config.region, client: Any = None) -> None:
-        if client is None:
-            import boto3
-            from botocore.config import Config as BotoConfig
-
-            client = boto3.client(
-                "elbv2",
-                endpoint_url=endpoint_url,
-                region_name=region,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - dummy, never real
-                config=BotoConfig(
-                    retries={"max_attempts": 2, "mode": "standard"},
-                    connect_timeout=5,
-                    read_timeout=30,
-                ),
-            )
-        self.client = client
+        self.client = client if client is not None else make_client("elbv2", endpoint_url,
+                                                                    region)
 
     def _call(self, op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         return call(op, fn, **kwargs)

@@ -173,20 +173,9 @@ def run_controller(cfg: Config) -> None:
 
 
 def _boto_client(service: str, cfg: Config) -> Any:
-    """A boto3 client on the configured (fake) endpoint with dummy credentials."""
-    import boto3
-    from botocore.config import Config as BotoConfig
+    from controller.aws import make_client
 
-    return boto3.client(
-        service,
-        endpoint_url=cfg.aws_endpoint_url,
-        region_name=cfg.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - dummy, never real
-        config=BotoConfig(
-            retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30
-        ),
-    )
+    return make_client(service, cfg.aws_endpoint_url, cfg.region)
 
 
 def _ingress_manager(cfg: Config, kube: Any) -> Any:
