@@ -217,3 +217,107 @@ def cfg(**kw: Any) -> Config:
     base: dict[str, Any] = {"aws_endpoint_url": "http://fake-aws:5000"}
     base.update(kw)
     return Config(**base)
+
+
+# ---- a tiny API server for the real KubeCluster (paths, content types, bodies) ------------
+LISTS = {
+    "/apis/elbv2.k8s.aws/v1beta1/targetgroupbindings": "TargetGroupBindingList",
+    "/api/v1/services": "ServiceList",
+    "/api/v1/pods": "PodList",
+    "/api/v1/nodes": "NodeList",
+    "/api/v1/namespaces": "NamespaceList",
+    "/apis/discovery.k8s.io/v1/endpointslices": "EndpointSliceList",
+    "/apis/networking.k8s.io/v1/ingresses": "IngressList",
+    "/apis/networking.k8s.io/v1/ingressclasses": "IngressClassList",
+}
+TGBS = "/apis/elbv2.k8s.aws/v1beta1/targetgroupbindings"
+
+
+class FakeAPI:
+    """Lists `objects` by collection path, holds watches open until closed, records every
+    write (method, path, content type, body): a PATCH of a TargetGroupBinding is merged into
+    the first one listed; other PATCHes echo their metadata; POST echoes the body; DELETE
+    answers 404."""
+
+    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        from controller.testing import merge_patch
+
+        self.objects = objects
+        self.requests: list[tuple[str, str, str, Any]] = []
+        self.stop = threading.Event()
+        api = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def _send(self, code: int, obj: Any) -> None:
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _record(self, method: str) -> Any:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(n)) if n else None
+                api.requests.append((method, self.path, self.headers["Content-Type"] or "",
+                                     body))
+                return body
+
+            def do_GET(self) -> None:  # noqa: N802
+                u = urlparse(self.path)
+                if parse_qs(u.query).get("watch") == ["true"]:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    api.stop.wait(5)
+                    return
+                if u.path not in LISTS:
+                    self._send(404, {"kind": "Status", "code": 404})
+                    return
+                self._send(200, {"kind": LISTS[u.path], "apiVersion": "v1",
+                                 "metadata": {"resourceVersion": "100"},
+                                 "items": list(api.objects.get(u.path, []))})
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                body = self._record("PATCH")
+                if "/targetgroupbindings/" in self.path and api.objects.get(TGBS):
+                    t = api.objects[TGBS][0]
+                    merge_patch(t, dict(body))
+                    t["metadata"]["resourceVersion"] = str(
+                        int(t["metadata"]["resourceVersion"]) + 1)
+                    self._send(200, t)
+                    return
+                kind = "Ingress" if "/ingresses/" in self.path else "Pod"
+                name = urlparse(self.path).path.removesuffix("/status").rsplit("/", 1)[-1]
+                self._send(200, {"kind": kind, "apiVersion": "v1",
+                                 "metadata": {"name": name, "namespace": NS,
+                                              "resourceVersion": "101",
+                                              **(body.get("metadata") or {})}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self._record("POST")
+                self._send(201, {**body, "metadata": {**body["metadata"],
+                                                      "resourceVersion": "102"}})
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                self._record("DELETE")
+                self._send(404, {"kind": "Status", "code": 404})
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.stop.set()
+        self.httpd.shutdown()

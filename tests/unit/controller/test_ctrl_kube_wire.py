@@ -3,103 +3,29 @@ checks request paths, patch content types and bodies end to end (local sockets, 
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
-from ctrl_helpers import ARN, NS, cfg, endpoint_slice, ep, namespace, node, pod, service, tgb
+from ctrl_helpers import (
+    ARN,
+    NS,
+    FakeAPI,
+    cfg,
+    endpoint_slice,
+    ep,
+    namespace,
+    node,
+    pod,
+    service,
+    tgb,
+)
 from kubernetes import client
 
 from controller.aws import TargetsManager
 from controller.kube import KubeCluster
 from controller.manager import Manager
 from controller.reconcile import FINALIZER, Reconciler
-from controller.testing import FakeELBv2, merge_patch
-
-LISTS = {
-    "/apis/elbv2.k8s.aws/v1beta1/targetgroupbindings": "TargetGroupBindingList",
-    "/api/v1/services": "ServiceList",
-    "/api/v1/pods": "PodList",
-    "/api/v1/nodes": "NodeList",
-    "/api/v1/namespaces": "NamespaceList",
-    "/apis/discovery.k8s.io/v1/endpointslices": "EndpointSliceList",
-}
-
-
-class FakeAPI:
-    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
-        self.objects = objects
-        self.requests: list[tuple[str, str, str, Any]] = []  # method, path, content-type, body
-        self.stop = threading.Event()
-        api = self
-
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def _send(self, code: int, obj: Any) -> None:
-                body = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802
-                u = urlparse(self.path)
-                q = parse_qs(u.query)
-                if q.get("watch") == ["true"]:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    api.stop.wait(5)
-                    return
-                if u.path in LISTS:
-                    items = list(api.objects.get(u.path, []))
-                    self._send(
-                        200,
-                        {
-                            "kind": LISTS[u.path],
-                            "apiVersion": "v1",
-                            "metadata": {"resourceVersion": "100"},
-                            "items": items,
-                        },
-                    )
-                else:
-                    self._send(404, {"kind": "Status", "code": 404})
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                api.requests.append(("PATCH", self.path, self.headers["Content-Type"], body))
-                if "/targetgroupbindings/" in self.path:
-                    t = api.objects["/apis/elbv2.k8s.aws/v1beta1/targetgroupbindings"][0]
-                    merge_patch(t, {k: v for k, v in body.items()})
-                    t["metadata"]["resourceVersion"] = str(
-                        int(t["metadata"]["resourceVersion"]) + 1
-                    )
-                    self._send(200, t)
-                else:
-                    self._send(200, {"kind": "Pod", "metadata": {"name": "x"}})
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                api.requests.append(("POST", self.path, self.headers["Content-Type"], body))
-                self._send(201, body)
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
+from controller.testing import FakeELBv2
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import copy
 import json
 from typing import Any
 
+from ctrl_helpers import FakeAPI
 from test_ingress_fixtures import A, backend, ingress, ingress_class, path, rule, service
 from test_ingress_reconcile import NS, raw
 
@@ -140,96 +141,12 @@ def test_tgb_manager_ignores_ingress_kinds() -> None:
         assert mgr.keys_for_event(kind, None, ing_raw()) == []
 
 
-class _WireAPI:
-    """A tiny API server for KubeCluster's ingress reads and writes (paths, content types)."""
-
-    LISTS = {
-        "/apis/elbv2.k8s.aws/v1beta1/targetgroupbindings": "TargetGroupBindingList",
-        "/api/v1/services": "ServiceList",
-        "/api/v1/pods": "PodList",
-        "/api/v1/nodes": "NodeList",
-        "/api/v1/namespaces": "NamespaceList",
-        "/apis/discovery.k8s.io/v1/endpointslices": "EndpointSliceList",
-        "/apis/networking.k8s.io/v1/ingresses": "IngressList",
-        "/apis/networking.k8s.io/v1/ingressclasses": "IngressClassList",
-    }
-
-    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs, urlparse
-
-        self.requests: list[tuple[str, str, str, Any]] = []
-        self.stop = threading.Event()
-        api = self
-
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def _send(self, code: int, obj: Any) -> None:
-                body = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _body(self) -> Any:
-                n = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(n)) if n else None
-
-            def do_GET(self) -> None:  # noqa: N802
-                u = urlparse(self.path)
-                if parse_qs(u.query).get("watch") == ["true"]:
-                    self.send_response(200)
-                    self.end_headers()
-                    api.stop.wait(5)
-                    return
-                items = objects.get(u.path, [])
-                self._send(200, {"kind": api.LISTS.get(u.path, "List"), "apiVersion": "v1",
-                                 "metadata": {"resourceVersion": "100"}, "items": items})
-
-            def _record(self, method: str) -> Any:
-                body = self._body()
-                api.requests.append((method, self.path, self.headers["Content-Type"] or "",
-                                     body))
-                return body
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                body = self._record("PATCH")
-                self._send(200, {"kind": "Ingress", "apiVersion": "networking.k8s.io/v1",
-                                 "metadata": {"name": "web", "namespace": NS,
-                                              "resourceVersion": "101",
-                                              **(body.get("metadata") or {})}})
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self._record("POST")
-                self._send(201, {**body, "metadata": {**body["metadata"],
-                                                      "resourceVersion": "102"}})
-
-            def do_DELETE(self) -> None:  # noqa: N802
-                self._record("DELETE")
-                self._send(404, {"kind": "Status", "code": 404})
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-
-
 def test_kube_cluster_ingress_wire() -> None:
     from kubernetes import client
 
     from controller.kube import KubeCluster
 
-    api = _WireAPI({
+    api = FakeAPI({
         "/apis/networking.k8s.io/v1/ingresses": [ing_raw()],
         "/apis/networking.k8s.io/v1/ingressclasses": [raw(ingress_class("alb"), "IngressClass")],
     })
