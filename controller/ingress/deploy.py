@@ -355,14 +355,17 @@ class Deployer:
         return arn
 
     def _set_tg_attributes(self, arn: str, want: dict[str, str], have: dict[str, str]) -> None:
+        self._set_attributes("ModifyTargetGroupAttributes",
+                             self.elbv2.modify_target_group_attributes,
+                             {"TargetGroupArn": arn}, want, have)
+
+    @staticmethod
+    def _set_attributes(op: str, fn: Callable[..., Any], which: dict[str, str],
+                        want: dict[str, str], have: dict[str, str]) -> None:
+        """Only the attributes whose value differs (as upstream's attribute diffing)."""
         diff = {k: v for k, v in want.items() if have.get(k) != v}
         if diff:
-            _call(
-                "ModifyTargetGroupAttributes",
-                self.elbv2.modify_target_group_attributes,
-                TargetGroupArn=arn,
-                Attributes=_tag_list(diff),
-            )
+            _call(op, fn, **which, Attributes=_tag_list(diff))
 
     def _update_target_group(
         self, tg: m.TargetGroup, sdk: dict[str, Any], tags: dict[str, str]
@@ -434,14 +437,9 @@ class Deployer:
         return sdk
 
     def _set_lb_attributes(self, arn: str, want: dict[str, str], have: dict[str, str]) -> None:
-        diff = {k: v for k, v in want.items() if have.get(k) != v}
-        if diff:
-            _call(
-                "ModifyLoadBalancerAttributes",
-                self.elbv2.modify_load_balancer_attributes,
-                LoadBalancerArn=arn,
-                Attributes=_tag_list(diff),
-            )
+        self._set_attributes("ModifyLoadBalancerAttributes",
+                             self.elbv2.modify_load_balancer_attributes,
+                             {"LoadBalancerArn": arn}, want, have)
 
     def _create_load_balancer(self, lb: m.LoadBalancer) -> dict[str, Any]:
         _, subnets = self.network()
