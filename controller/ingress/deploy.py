@@ -68,6 +68,21 @@ class DeployResult:
 _call = aws_call  # one ELBv2/EC2 call with the controller's metrics and AWSError
 
 
+# kind -> (describe action, modify action, the ARN parameter); boto3's methods are the
+# actions in snake case
+_ATTRIBUTE_CALLS = {
+    "target-group": ("DescribeTargetGroupAttributes", "ModifyTargetGroupAttributes",
+                     "TargetGroupArn"),
+    "load-balancer": ("DescribeLoadBalancerAttributes", "ModifyLoadBalancerAttributes",
+                      "LoadBalancerArn"),
+}
+
+
+def _method(client: Any, action: str) -> Callable[..., Any]:
+    return getattr(client, "".join("_" + c.lower() if c.isupper() else c
+                                   for c in action).lstrip("_"))
+
+
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
@@ -351,21 +366,21 @@ class Deployer:
         arn = str(out["TargetGroups"][0]["TargetGroupArn"])
         log.info("target group created", target_group=tg.id, arn=arn, name=tg.name)
         if tg.attributes:
-            self._set_tg_attributes(arn, tg.attributes, {})
+            self._sync_attributes("target-group", arn, tg.attributes, {})
         return arn
 
-    def _set_tg_attributes(self, arn: str, want: dict[str, str], have: dict[str, str]) -> None:
-        self._set_attributes("ModifyTargetGroupAttributes",
-                             self.elbv2.modify_target_group_attributes,
-                             {"TargetGroupArn": arn}, want, have)
-
-    @staticmethod
-    def _set_attributes(op: str, fn: Callable[..., Any], which: dict[str, str],
-                        want: dict[str, str], have: dict[str, str]) -> None:
-        """Only the attributes whose value differs (as upstream's attribute diffing)."""
+    def _sync_attributes(self, kind: str, arn: str, want: dict[str, str],
+                         have: dict[str, str] | None = None) -> None:
+        """Only the attributes whose value differs (upstream's attribute diffing); `have`
+        None: read the current ones first (a new resource has none set)."""
+        describe, modify, key = _ATTRIBUTE_CALLS[kind]
+        if have is None:
+            out = _call(describe, _method(self.elbv2, describe), **{key: arn})
+            have = {a["Key"]: a.get("Value", "") for a in out.get("Attributes", [])}
         diff = {k: v for k, v in want.items() if have.get(k) != v}
         if diff:
-            _call(op, fn, **which, Attributes=_tag_list(diff))
+            _call(modify, _method(self.elbv2, modify), **{key: arn},
+                  Attributes=_tag_list(diff))
 
     def _update_target_group(
         self, tg: m.TargetGroup, sdk: dict[str, Any], tags: dict[str, str]
@@ -379,13 +394,7 @@ class Deployer:
             _call("ModifyTargetGroup", self.elbv2.modify_target_group, TargetGroupArn=arn, **want)
             log.info("target group modified", target_group=tg.id, arn=arn)
         if tg.attributes:
-            out = _call(
-                "DescribeTargetGroupAttributes",
-                self.elbv2.describe_target_group_attributes,
-                TargetGroupArn=arn,
-            )
-            current = {a["Key"]: a.get("Value", "") for a in out.get("Attributes", [])}
-            self._set_tg_attributes(arn, tg.attributes, current)
+            self._sync_attributes("target-group", arn, tg.attributes)
         self._reconcile_tags(arn, tags, tg.tags)
         return arn
 
@@ -426,20 +435,9 @@ class Deployer:
                 IpAddressType=want.ip_address_type,
             )
         if want.attributes:
-            out = _call(
-                "DescribeLoadBalancerAttributes",
-                self.elbv2.describe_load_balancer_attributes,
-                LoadBalancerArn=arn,
-            )
-            current = {a["Key"]: a.get("Value", "") for a in out.get("Attributes", [])}
-            self._set_lb_attributes(arn, want.attributes, current)
+            self._sync_attributes("load-balancer", arn, want.attributes)
         self._reconcile_tags(arn, tags, want.tags)
         return sdk
-
-    def _set_lb_attributes(self, arn: str, want: dict[str, str], have: dict[str, str]) -> None:
-        self._set_attributes("ModifyLoadBalancerAttributes",
-                             self.elbv2.modify_load_balancer_attributes,
-                             {"LoadBalancerArn": arn}, want, have)
 
     def _create_load_balancer(self, lb: m.LoadBalancer) -> dict[str, Any]:
         _, subnets = self.network()
@@ -456,7 +454,8 @@ class Deployer:
         sdk: dict[str, Any] = out["LoadBalancers"][0]
         log.info("load balancer created", arn=sdk["LoadBalancerArn"], name=lb.name)
         if lb.attributes:
-            self._set_lb_attributes(str(sdk["LoadBalancerArn"]), lb.attributes, {})
+            self._sync_attributes("load-balancer", str(sdk["LoadBalancerArn"]),
+                                  lb.attributes, {})
         return sdk
 
     def _delete_load_balancer(self, arn: str) -> None:
