@@ -100,8 +100,7 @@ class FakeAws:
 # two ALB nodes sharing each listener port); the rest run with the data plane in the engine.
 # A test that pins one node's behaviour (e.g. least-outstanding counts) is marked single_node.
 WORKER_MODULES = {"test_fakeaws_dataplane", "test_fakeaws_hostile_http",
-                  "test_fakeaws_listener_fuzz", "test_fakeaws_routing", "test_fakeaws_rules",
-                  "test_fakeaws_workers"}
+                  "test_fakeaws_listener_fuzz", "test_fakeaws_routing", "test_fakeaws_rules"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -110,8 +109,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.module.__name__.rsplit(".", 1)[-1] not in WORKER_MODULES:
         return
     counts = [1] if metafunc.definition.get_closest_marker("single_node") else [1, 2]
-    if metafunc.module.__name__.endswith("test_fakeaws_workers"):
-        counts = [2]
     metafunc.parametrize("fakeaws_server", counts, indirect=True, scope="session",
                          ids=[f"{n}w" for n in counts])
 

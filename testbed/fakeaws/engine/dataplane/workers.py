@@ -62,7 +62,8 @@ class WorkerPool:
         self.workers: list[_Worker] = []
         self.listeners: dict[str, ListenerSpec] = {}
         self._ids = itertools.count(1)
-        self._acks: dict[int, list[asyncio.Future[dict[str, Any]]]] = {}
+        # per request id, per worker index: the ack awaited
+        self._acks: dict[int, dict[int, asyncio.Future[dict[str, Any]]]] = {}
         self._routing: dict[str, list[tuple[str, int, float | None]]] = {}
         store.on_routing = self._on_routing
         store.on_target_removed = self._on_removed
@@ -95,13 +96,17 @@ class WorkerPool:
             if ev is not None:
                 self.events.emit(ev.pop("kind"), **ev)
                 continue
-            futs = self._acks.get(msg.get("ack", -1))
-            if futs:
-                fut = futs.pop()
-                if not fut.done():
-                    fut.set_result(msg)
+            fut = self._acks.get(msg.get("ack", -1), {}).get(w.index)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
         code = await w.proc.wait()
-        if w in self.workers:  # not a shutdown
+        if w in self.workers:  # not a shutdown: the others go on without it
+            self.workers.remove(w)
+            for futs in self._acks.values():  # what it will never answer
+                fut = futs.get(w.index)
+                if fut is not None and not fut.done():
+                    fut.set_result({"failures": [], "requests": 0, "rss_kb": 0,
+                                    "pid": w.proc.pid})
             log.error("data-plane worker exited index=%d pid=%d code=%s", w.index,
                       w.proc.pid, code)
             self.events.emit("worker_exited", index=w.index, pid=w.proc.pid, code=code)
@@ -117,12 +122,12 @@ class WorkerPool:
         """Send to every worker and wait for every ack."""
         n = next(self._ids)
         loop = asyncio.get_running_loop()
-        futs = [loop.create_future() for _ in self.workers]
-        self._acks[n] = list(futs)
+        futs = {w.index: loop.create_future() for w in self.workers}
+        self._acks[n] = futs
         try:
             self._push({**msg, "id": n})
             async with asyncio.timeout(ACK_TIMEOUT):
-                return list(await asyncio.gather(*futs))
+                return list(await asyncio.gather(*futs.values()))
         finally:
             self._acks.pop(n, None)
 
