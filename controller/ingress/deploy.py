@@ -83,6 +83,15 @@ def _method(client: Any, action: str) -> Callable[..., Any]:
                                    for c in action).lstrip("_"))
 
 
+def _delete(op: str, fn: Callable[..., Any], not_found: str, **kwargs: Any) -> None:
+    """A delete that is done when AWS says the resource is already gone."""
+    try:
+        _call(op, fn, **kwargs)
+    except AWSError as e:
+        if e.code != not_found:
+            raise
+
+
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
@@ -400,11 +409,8 @@ class Deployer:
 
     def delete_target_groups(self, arns: Iterable[str]) -> None:
         for arn in arns:
-            try:
-                _call("DeleteTargetGroup", self.elbv2.delete_target_group, TargetGroupArn=arn)
-            except AWSError as e:
-                if e.code != "TargetGroupNotFound":
-                    raise
+            _delete("DeleteTargetGroup", self.elbv2.delete_target_group, "TargetGroupNotFound",
+                    TargetGroupArn=arn)
             log.info("target group deleted", arn=arn)
 
     # load balancer ----------------------------------------------------------------------------
@@ -460,11 +466,8 @@ class Deployer:
 
     def _delete_load_balancer(self, arn: str) -> None:
         # ELBv2 deletes the listeners and their rules with the load balancer
-        try:
-            _call("DeleteLoadBalancer", self.elbv2.delete_load_balancer, LoadBalancerArn=arn)
-        except AWSError as e:
-            if e.code != "LoadBalancerNotFound":
-                raise
+        _delete("DeleteLoadBalancer", self.elbv2.delete_load_balancer, "LoadBalancerNotFound",
+                LoadBalancerArn=arn)
         log.info("load balancer deleted", arn=arn)
 
     # listeners --------------------------------------------------------------------------------

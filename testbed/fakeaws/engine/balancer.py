@@ -86,14 +86,15 @@ class WeightedRandom:
         return self.rng.choice(candidates)
 
 
-def pick_from(candidates: Sequence[C] | None, picker: Picker | None, now: float) -> C | None:
+def pick_from(candidates: Sequence[C] | None, picker: Picker | None,
+              clock: Callable[[], float]) -> C | None:
     """The routing set's target for a new request (None when the set is empty); the picker
-    is only asked when there is a choice."""
+    (and the clock) only when there is a choice: the one-target case is the hot path."""
     if not candidates:
         return None
     if len(candidates) == 1 or picker is None:
         return candidates[0]
-    return picker.pick(candidates, now)
+    return picker.pick(candidates, clock())
 
 
 def pick_weighted(items: Sequence[tuple[str, int]], rng: random.Random) -> str | None:

@@ -446,7 +446,7 @@ class TargetStore:
 
     def pick(self, tg_arn: str) -> Target | None:
         """The target for a new request, chosen by the group's routing algorithm."""
-        return pick_from(self.routing.get(tg_arn), self.pickers.get(tg_arn), self.clock.time())
+        return pick_from(self.routing.get(tg_arn), self.pickers.get(tg_arn), self.clock.time)
 
     def routable(self, tg_arn: str, tid: str, port: int) -> Target | None:
         """The target (id, port) of a group if new requests may go to it now (in the routing

@@ -104,16 +104,24 @@ def _wait_moved(send: Callable[[], Resp], to: str) -> Resp:
 
 
 # ---- weights ---------------------------------------------------------------------------------
-
-def test_weight_zero_gets_no_requests(fakeaws, make_alb, targets) -> None:
-    a, b = targets(), targets()
+def _two_groups(make_alb: Any, name: str, a: Any, b: Any, weight_a: int, weight_b: int
+                ) -> tuple[Any, str]:
+    """A listener forwarding to its own group (target a) and a second one (target b) with
+    these weights, both targets healthy -> (alb, the second group's ARN)."""
     alb = make_alb()
-    tg_b = _group(alb, "routing-w0")
-    _forward(alb, (alb.tg_arn, 1), (tg_b, 0))
+    tg_b = _group(alb, name)
+    _forward(alb, (alb.tg_arn, weight_a), (tg_b, weight_b))
     alb.register(a)
     _register(alb, tg_b, b.addr)
     alb.wait_state(a, "healthy")
-    _healthy_in(alb, tg_b, b.addr)  # in use (weight 0 still counts), healthy, yet no traffic
+    _healthy_in(alb, tg_b, b.addr)
+    return alb, tg_b
+
+
+def test_weight_zero_gets_no_requests(fakeaws, make_alb, targets) -> None:
+    a, b = targets(), targets()
+    # tg_b in use (weight 0 still counts), healthy, yet no traffic
+    alb, tg_b = _two_groups(make_alb, "routing-w0", a, b, 1, 0)
     conn = http.client.HTTPConnection("127.0.0.1", alb.port, timeout=10)
     seen = Counter(_who(_get(alb.port, "/w", conn=conn)) for _ in range(200))
     conn.close()
@@ -125,13 +133,7 @@ def test_all_weights_zero_answer_503(fakeaws, make_alb, targets) -> None:
     """Both groups have a healthy target, yet no request reaches either. (Before, weight 0
     was replaced by 0.0001, so with every weight 0 all requests went to 0-weight groups.)"""
     a, b = targets(), targets()
-    alb = make_alb()
-    tg_b = _group(alb, "routing-all0")
-    _forward(alb, (alb.tg_arn, 0), (tg_b, 0))
-    alb.register(a)
-    _register(alb, tg_b, b.addr)
-    alb.wait_state(a, "healthy")
-    _healthy_in(alb, tg_b, b.addr)
+    alb, tg_b = _two_groups(make_alb, "routing-all0", a, b, 0, 0)
     seq = fakeaws.last_seq()
     for _ in range(10):
         r = _get(alb.port, "/zero")
@@ -149,13 +151,8 @@ def test_modify_listener_applies_to_next_request_on_an_open_connection(
     """Before: the connection kept the listener config it had when it started waiting for
     its next request, so its first request after ModifyListener went to the old group."""
     a, b = targets(), targets()
-    alb = make_alb()
-    tg_b = _group(alb, "routing-mod")
-    _forward(alb, (alb.tg_arn, 1), (tg_b, 0))  # tg_b in use (checked) but without traffic
-    alb.register(a)
-    _register(alb, tg_b, b.addr)
-    alb.wait_state(a, "healthy")
-    _healthy_in(alb, tg_b, b.addr)
+    # tg_b in use (checked) but without traffic
+    alb, tg_b = _two_groups(make_alb, "routing-mod", a, b, 1, 0)
     conn = http.client.HTTPConnection("127.0.0.1", alb.port, timeout=10)
     assert _who(_get(alb.port, "/before", conn=conn)) == str(a.port)
     sock = conn.sock

@@ -115,7 +115,7 @@ class Replica:
     # ---- read by the data plane (same as TargetStore) ------------------------------------
     def pick(self, tg_arn: str) -> RouteTarget | None:
         # time.monotonic(): the engine converts slow-start starts to this clock.
-        return pick_from(self.routing.get(tg_arn), self.pickers.get(tg_arn), time.monotonic())
+        return pick_from(self.routing.get(tg_arn), self.pickers.get(tg_arn), time.monotonic)
 
     def routable(self, tg_arn: str, tid: str, port: int) -> RouteTarget | None:
         t = self.targets.get((tg_arn, tid, port))
