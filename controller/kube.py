@@ -83,6 +83,14 @@ def labels_match(selector: dict[str, str] | None, labels: dict[str, str] | None)
     return all(labels.get(k) == v for k, v in (selector or {}).items())
 
 
+def _newer(a: Obj, b: Obj) -> bool:
+    """Whether `a` is a later version than `b` (resourceVersions are etcd revisions, compared
+    only when both are numbers, as they are on every API server this controller meets)."""
+    ra = str((a.get("metadata") or {}).get("resourceVersion") or "")
+    rb = str((b.get("metadata") or {}).get("resourceVersion") or "")
+    return ra.isdigit() and rb.isdigit() and int(ra) > int(rb)
+
+
 class Store:
     """Thread-safe object cache keyed by (namespace, name); namespace '' for cluster objects."""
 
@@ -98,6 +106,23 @@ class Store:
     def get(self, namespace: str, name: str) -> Obj | None:
         with self._lock:
             return self._by_ns.get(namespace or "", {}).get(name)
+
+    def put_written(self, obj: Obj) -> None:
+        """Write-through of what a write returned, while the watch may have moved on: an
+        object whose last finalizer the write removed is gone (its DELETED event may already
+        have been applied, and putting it back would keep it cached forever), and an older
+        version never replaces a newer one."""
+        md = obj.get("metadata") or {}
+        ns, name = self.key_of(obj)
+        with self._lock:
+            bucket = self._by_ns.setdefault(ns, {})
+            if md.get("deletionTimestamp") and not md.get("finalizers"):
+                bucket.pop(name, None)
+                return
+            have = bucket.get(name)
+            if have is not None and _newer(have, obj):
+                return
+            bucket[name] = obj
 
     def put(self, obj: Obj) -> Obj | None:
         ns, name = self.key_of(obj)
@@ -373,7 +398,7 @@ class KubeCluster:
             _content_type="application/merge-patch+json",
         )
         if isinstance(out, dict):
-            self.informers["tgb"].store.put(out)  # write-through so the next pass sees it
+            self.informers["tgb"].store.put_written(out)  # so the next pass sees it
             return out
         return None
 
@@ -388,7 +413,7 @@ class KubeCluster:
             _content_type="application/merge-patch+json",
         )
         if isinstance(out, dict):
-            self.informers["tgb"].store.put(out)
+            self.informers["tgb"].store.put_written(out)
 
     def patch_pod_status(self, namespace: str, name: str, uid: str, condition: Obj) -> bool:
         """Strategic-merge one condition; the UID in the body is a precondition (409 on a
@@ -422,7 +447,7 @@ class KubeCluster:
             _preload_content=False,
         )
         obj: Obj = json.loads(out.data)
-        self.informers["ingress"].store.put(obj)  # write-through, as patch_tgb
+        self.informers["ingress"].store.put_written(obj)  # as patch_tgb
         return obj
 
     def patch_ingress_status(self, namespace: str, name: str, patch: Obj) -> None:
@@ -433,7 +458,7 @@ class KubeCluster:
             _content_type="application/merge-patch+json",
             _preload_content=False,
         )
-        self.informers["ingress"].store.put(json.loads(out.data))
+        self.informers["ingress"].store.put_written(json.loads(out.data))
 
     def create_tgb(self, obj: Obj) -> Obj:
         ns = obj["metadata"]["namespace"]
@@ -443,7 +468,7 @@ class KubeCluster:
         if isinstance(out, dict):
             # write-through, and tell the handlers now: the informer's ADDED event will find
             # this very resourceVersion cached and look like "no change" to the TGB manager
-            self.informers["tgb"].store.put(out)
+            self.informers["tgb"].store.put_written(out)
             self._fanout("tgb", None, out)
             return out
         return obj

@@ -18,7 +18,8 @@ from testbed.check.facts import (
     Settings,
     facts_from_manifests,
     scenario_manifests,
-    settings_from_scenario,
+    scenario_selection,
+    scenario_view,
 )
 from testbed.check.rules import SEVERITIES, Finding, evaluate, failed
 from testbed.scenario import ScenarioError, load_scenario
@@ -73,10 +74,8 @@ def _scenario_inputs(sc: Scenario) -> Inputs:
         raise BadInput(str(exc)) from None
     what = (f"scenario {sc.name}: workload {workload.path}" if workload is not None else
             f"scenario {sc.name}: the demo app's manifests")
-    return Inputs(docs, settings_from_scenario(sc), what,
-                  deployment=getattr(workload, "deployment", None),
-                  service=getattr(workload, "service", None),
-                  port=getattr(workload, "port", None))
+    docs, settings = scenario_view(sc, docs)
+    return Inputs(docs, settings, what, **scenario_selection(sc))
 
 
 def _load(path: str | Path) -> list[dict[str, Any]]:
@@ -100,9 +99,10 @@ def gather(path: str | None, scenario: str | None) -> Inputs:
     if path is None:
         assert sc is not None
         return _scenario_inputs(sc)
-    settings = Settings() if sc is None else settings_from_scenario(sc)
-    return Inputs(_load(path), settings, str(path) + ("" if sc is None else
-                                                       f" with scenario {sc.name}"))
+    docs = _load(path)
+    docs, settings = (docs, Settings()) if sc is None else scenario_view(sc, docs)
+    return Inputs(docs, settings, str(path) + ("" if sc is None else
+                                                f" with scenario {sc.name}"))
 
 
 def _print(console: Console, facts: Facts, findings: list[Finding], what: str) -> None:

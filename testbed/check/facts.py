@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -404,12 +404,37 @@ def scenario_manifests(sc: Any) -> list[dict[str, Any]]:
     return manifests(sc, DEMO_IMAGE, DEMO_TG_ARN, name=DEMO_NAME, ns=DEMO_NAMESPACE)
 
 
+def scenario_view(sc: Any, docs: list[dict[str, Any]]
+                  ) -> tuple[list[dict[str, Any]], Settings]:
+    """The manifests and settings as a run of `sc` applies them. A workload that brings its
+    Ingress to an `ingress:` run says the target group's and load balancer's settings in its
+    annotations (with the scenario's `ingress.annotations` over them), not `targetGroup` /
+    `alb.idleTimeoutSeconds`."""
+    settings = settings_from_scenario(sc)
+    ingress = getattr(sc, "ingress", None)
+    if getattr(sc, "workload", None) is None or ingress is None or not any(
+            d["kind"] == "Ingress" for d in docs):
+        return docs, settings
+    docs = [{**d, "metadata": {**d["metadata"], "annotations": {
+        **(d["metadata"].get("annotations") or {}), **ingress.annotations}}}
+        if d["kind"] == "Ingress" else d for d in docs]
+    return docs, replace(settings, deregistration_delay_seconds=None, idle_timeout_seconds=None)
+
+
 def facts_from_scenario(sc: Any, docs: list[dict[str, Any]] | None = None) -> Facts:
     """The facts of what a run of the scenario rolls (for the report's advice): `docs` or
-    scenario_manifests(sc), with the scenario's settings and its workload's selection."""
+    scenario_manifests(sc), as the run applies them (scenario_view), and its workload's
+    selection."""
+    docs, settings = scenario_view(sc, scenario_manifests(sc) if docs is None else docs)
+    return facts_from_manifests(docs, settings=settings, **scenario_selection(sc))
+
+
+def scenario_selection(sc: Any) -> dict[str, Any]:
+    """What of the manifests a run of `sc` rolls: its workload's deployment, service and port
+    (None: the only one), or the demo app (also when a second one runs beside it: an ingress
+    canary, swap or second Ingress)."""
     workload = getattr(sc, "workload", None)
-    return facts_from_manifests(
-        scenario_manifests(sc) if docs is None else docs,
-        deployment=getattr(workload, "deployment", None),
-        service=getattr(workload, "service", None), port=getattr(workload, "port", None),
-        settings=settings_from_scenario(sc))
+    if workload is None:
+        return {"deployment": DEMO_NAME, "service": DEMO_NAME, "port": None}
+    return {"deployment": workload.deployment, "service": workload.service,
+            "port": workload.port}

@@ -119,6 +119,8 @@ class DemoApp:
         app.router.add_post("/admin/ready", self.admin_ready)
         app.router.add_post("/admin/health", self.admin_health)
         app.router.add_get("/admin/state", self.admin_state)
+        # every other path answers as / does, so Ingress path rules have something to aim at
+        app.router.add_get("/{path:.*}", self.root)
         return app
 
     # ---- lifecycle ----------------------------------------------------------------------

@@ -31,6 +31,8 @@ UNEXPLAINED = "unexplained"
 # (testbed/fakeaws/engine/dataplane/proxy.py, _closed_error).
 KEEPALIVE_RACE = "keepalive_race"
 NO_TARGETS = "no_targets"
+# A request in flight on a target group that was deleted (proxy.py, after upstream #3739).
+GROUP_DELETED = "target_group_deleted"
 
 
 def _ceil(x: float) -> int:
@@ -266,6 +268,25 @@ def _keep_alive(tl: _Timeline, facts: Facts) -> list[Advice]:
                    "reused connections the app had just closed")]
 
 
+def _group_deleted(tl: _Timeline) -> list[Advice]:
+    """Requests cut because their target group was deleted under them: the Ingress moved to
+    another Service and the controller deleted the old group at once (upstream #3739, #4810);
+    upstream's documented migration keeps both groups behind a weighted forward action."""
+    cut = [e for e in tl.elb_errors if e.get("reason") == GROUP_DELETED]
+    n = len(cut) or sum(1 for r in tl.failed if r.elb_error == GROUP_DELETED)
+    if not n:
+        return []
+    when = f" at {tl.at(cut[0]['ts'])}" if cut else ""
+    return [Advice("backend-swap", "move the Ingress to the new Service through a weighted "
+                   "forward action (alb.ingress.kubernetes.io/actions.<name>: old 100 / new 0, "
+                   "then 0 / 100, wait at least the deregistration delay and the longest "
+                   "request, then take the old Service out), not by editing the backend "
+                   "(aws-load-balancer-controller docs/guide/use_cases/blue_green, #4810)",
+                   f"{n} requests in flight ended with 503 {GROUP_DELETED}{when}: the "
+                   "controller deleted their target group without waiting for its "
+                   "deregistration delay (#3739)")]
+
+
 def _rejected(tl: _Timeline) -> list[Advice]:
     """4xx answered by the app itself (the ALB's own errors carry a reason), from before any
     pod started terminating: the load sends requests the app refuses, whatever the rollout
@@ -313,5 +334,6 @@ def advise(report: Report, facts: Facts) -> list[Advice]:
         return []  # the failure is not about dropped requests (a stall, a duration)
     terms = _terminations(tl, facts)
     out = (_prestop_and_grace(tl, facts, terms) + _gate(tl, facts, terms)
-           + _max_unavailable(tl, facts) + _keep_alive(tl, facts) + _rejected(tl))
+           + _max_unavailable(tl, facts) + _keep_alive(tl, facts) + _group_deleted(tl)
+           + _rejected(tl))
     return out or [_unexplained(tl, terms)]

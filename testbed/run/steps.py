@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ from testbed.stack import fakeaws
 from testbed.stack.apply import apply
 from testbed.stack.controller import ControllerDeployment, ControllerSettings
 from testbed.workload import images, rollout
+from testbed.workload.ingress import check_ingresses, ingresses
 from testbed.workload.manifests import WorkloadError, check_for_run, load_manifests
 from testbed.workload.select import Target, select_target
 
@@ -104,8 +106,14 @@ class Run:
     # what cleanup releases last (the listener port lease)
     held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     listener_port: int = 0  # leased by configure
-    # ingress canary: the canary's target group (its events, settings and baseline too)
-    canary_tg_arn: str | None = None
+    # ingress mode: each of the run's Services -> the target group the controller made for it
+    # (its events, fake ALB settings and health count too; kept after a swap deletes one)
+    tg_by_service: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        """Unique among runs side by side: the namespace's random suffix."""
+        return self.ns[-5:]
 
     @property
     def apps(self) -> client.AppsV1Api:
@@ -164,6 +172,20 @@ def _probe_path(container: dict[str, Any]) -> str | None:
     return str(path) if path else None
 
 
+def _check_own_ingress(sc: Scenario, docs: list[dict[str, Any]], target: Target) -> None:
+    """A workload that brings its Ingress: the scenario's `ingress` may only add
+    annotations (its other fields describe the Ingress the run would make)."""
+    assert sc.ingress is not None
+    own = sorted(sc.ingress.model_fields_set - {"annotations"})
+    if own:
+        fields = ", ".join(f"ingress.{type(sc.ingress).model_fields[f].alias or f}"
+                           for f in own)
+        raise WorkloadError(f"{fields}: the workload brings its own Ingress, so only "
+                            "ingress.annotations applies (over its annotations); set the "
+                            "rest in the workload's Ingress")
+    check_ingresses(docs, target, sc.load.host)
+
+
 def prepare(r: Run) -> None:
     """The workload read, checked and its images put into the cluster, before anything is
     created: a mistake in the manifests ends the run here, with what to change."""
@@ -175,8 +197,10 @@ def prepare(r: Run) -> None:
     with step(f"{sc.name}: reading the workload in {w.path}"):
         try:
             docs = load_manifests(w.path)
-            check_for_run(docs)
+            check_for_run(docs, ingress=sc.ingress is not None)
             target = select_target(docs, w.deployment, w.service, w.port)
+            if sc.ingress is not None and ingresses(docs):
+                _check_own_ingress(sc, docs, target)
             prepared = rollout.prepare(sc.rollout, target)
         except WorkloadError as exc:
             raise StepFailed(f"{sc.name}: {exc}") from None
@@ -264,33 +288,74 @@ def deploy(r: Run) -> None:
         if not _holds(r, finalized, timeout=60 if r.sc.ingress is None else 120):
             raise StepFailed(f"the controller did not {made}pick up the TargetGroupBinding "
                              f"in time; its logs:\n{r.stack.controller.logs(50)}")
-    if r.sc.ingress is not None:
-        for tg_arn in _tg_arns(r):
-            r.stack.aws.configure(target_group_arn=tg_arn, **plan.engine_settings(r.sc))
     apply(r.stack.api, [d for d in docs if d["kind"] in plan.POD_MAKERS])
 
 
 def _tg_arns(r: Run) -> list[str]:
-    """The run's target groups: its own, and an ingress canary's."""
+    """The run's target groups: its own, and in ingress mode the other Services' too."""
     assert r.setup is not None
-    return [r.setup.tg_arn] + ([r.canary_tg_arn] if r.canary_tg_arn else [])
+    return list(dict.fromkeys([r.setup.tg_arn, *r.tg_by_service.values()]))
+
+
+def _service(r: Run) -> tuple[str, int | str]:
+    """The Service (and its port) the run's Ingress routes to first."""
+    if r.it.target is not None:
+        return r.it.target.service_name, r.it.target.port_ref
+    return APP, plan.SERVICE_PORT
+
+
+def _ingress_services(r: Run) -> list[str]:
+    """The Services that have a target group from the start: the first Ingress version's and
+    a second Ingress's."""
+    assert r.sc.ingress is not None
+    service, _ = _service(r)
+    out = plan.ingress_steps(r.sc, service)[0].services
+    return out + ([f"{service}-{plan.SECOND}"] if r.sc.ingress.second is not None else [])
 
 
 def _ingress_run_objects(r: Run) -> list[dict[str, Any]]:
     """The run's objects in ingress mode: as in binding mode, with the Ingress in place of
     the TargetGroupBinding."""
     it, sc = r.it, r.sc
+    assert sc.ingress is not None
     if it.target is not None:
         docs = plan.workload_manifests(sc, it.docs, it.target, "<made by the controller>",
                                        ns=r.ns)
-        service, port = it.target.service_name, it.target.port_ref
     else:
         docs = plan.manifests(sc, r.stack.image, "<made by the controller>", name=APP,
                               ns=r.ns)
-        service, port = APP, plan.SERVICE_PORT
-    ing = plan.ingress(sc, name=service, ns=r.ns, service=service, port=port,
-                       listener_port=r.listener_port)
-    return [ing if d["kind"] == "TargetGroupBinding" else d for d in docs]
+    if ingresses(it.docs):  # the workload's own: the controller reads it, the run adapts it
+        return [plan.workload_ingress(sc, d, ns=r.ns, listener_port=r.listener_port,
+                                      run_id=r.run_id) if d["kind"] == "Ingress" else d
+                for d in docs if d["kind"] != "TargetGroupBinding"]
+    service, port = _service(r)
+    ings = [plan.ingress(sc, name=service, ns=r.ns, port=port, listener_port=r.listener_port,
+                         step=plan.ingress_steps(sc, service)[0], run_id=r.run_id)]
+    if sc.ingress.second is not None:
+        ings.append(plan.second_ingress(sc, name=service, ns=r.ns, port=port,
+                                        listener_port=r.listener_port, run_id=r.run_id))
+    out: list[dict[str, Any]] = []
+    for d in docs:
+        out += ings if d["kind"] == "TargetGroupBinding" else [d]
+    return out
+
+
+def _bound_groups(r: Run, custom: client.CustomObjectsApi) -> dict[str, dict[str, Any]]:
+    """Service -> the controller's TargetGroupBinding for it (with a target group ARN); every
+    target group seen is remembered in `r.tg_by_service` (and given the run's fake ALB
+    settings when it is new)."""
+    tgbs = custom.list_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", r.ns,
+                                                "targetgroupbindings")["items"]
+    out: dict[str, dict[str, Any]] = {}
+    for t in tgbs:
+        svc = (t["spec"].get("serviceRef") or {}).get("name")
+        arn = t["spec"].get("targetGroupARN")
+        if svc and arn:
+            out.setdefault(svc, t)
+            if svc not in r.tg_by_service:
+                r.stack.aws.configure(target_group_arn=arn, **plan.engine_settings(r.sc))
+                r.tg_by_service[svc] = arn
+    return out
 
 
 def _ingress_bindings(r: Run, custom: client.CustomObjectsApi) -> list[str] | None:
@@ -298,26 +363,17 @@ def _ingress_bindings(r: Run, custom: client.CustomObjectsApi) -> list[str] | No
     Services (the app's, and a canary's) and the ALB has a listener on the run's port, the
     run knows its bindings, target groups and listener -> the bindings' names (None: not
     yet)."""
-    service = r.it.target.service_name if r.it.target is not None else APP
-    services = [service]
-    if r.sc.ingress is not None and r.sc.ingress.canary is not None:
-        services.append(f"{service}-{plan.CANARY}")
-    tgbs = custom.list_namespaced_custom_object("elbv2.k8s.aws", "v1beta1", r.ns,
-                                                "targetgroupbindings")["items"]
-    found = []
-    for svc in services:
-        mine = [t for t in tgbs if (t["spec"].get("serviceRef") or {}).get("name") == svc
-                and t["spec"].get("targetGroupARN")]
-        if not mine:
-            return None
-        found.append(mine[0])
+    services = _ingress_services(r)
+    bound = _bound_groups(r, custom)
+    if any(svc not in bound for svc in services):
+        return None
+    found = [bound[svc] for svc in services]
     setup = awssetup.found(r.stack.aws.endpoint_url, found[0]["spec"]["targetGroupARN"],
                            r.listener_port)
     if setup is None:
         return None
     r.it.binding = found[0]["metadata"]["name"]
     r.setup = setup
-    r.canary_tg_arn = found[1]["spec"]["targetGroupARN"] if len(found) > 1 else None
     return [t["metadata"]["name"] for t in found]
 
 
@@ -348,17 +404,20 @@ def baseline(r: Run) -> None:
         return diagnose.explain(sc, it.replicas, pods, states, probe_path=it.probe_path,
                                 target_port=it.target_port)
 
-    def canary_ready() -> bool:
-        if r.canary_tg_arn is None:
+    def others_ready() -> bool:
+        """Ingress mode: the second app Available, every other group's targets `want`."""
+        if not plan.second_app(sc):
             return True
-        states = diagnose.target_states(elbv2, r.canary_tg_arn)
-        return sum(1 for t in states if t.state == want) >= it.replicas and \
-            rollout_done(r.apps, r.ns, it.replicas, f"{it.deployment}-{plan.CANARY}")
+        for arn in _tg_arns(r)[1:]:
+            if sum(1 for t in diagnose.target_states(elbv2, arn) if t.state == want) < \
+                    it.replicas:
+                return False
+        return rollout_done(r.apps, r.ns, it.replicas, f"{it.deployment}-{plan.SECOND}")
 
     def reached() -> bool:
         states = diagnose.target_states(elbv2, tg_arn)
         if sum(1 for t in states if t.state == want) >= it.replicas and \
-                rollout_done(r.apps, r.ns, it.replicas, it.deployment) and canary_ready():
+                rollout_done(r.apps, r.ns, it.replicas, it.deployment) and others_ready():
             return True
         if want == "healthy" and not sc.expect.rollout_stalls:  # a stall waits its deadline
             why = look(states)
@@ -437,8 +496,9 @@ def rollouts(r: Run) -> None:
     deadline is a stall and ends the series."""
     sc, it = r.sc, r.it
     count = 0 if r.stalled or r.baseline_failure is not None else r.rollouts
-    if count and sc.ingress is not None and sc.ingress.canary is not None:
-        _shift_canary(r)
+    if count and sc.ingress is not None and \
+            len(plan.ingress_steps(sc, _service(r)[0])) > 1:
+        _change_ingress(r)
         return
     for n in range(1, count + 1):
         with step(f"{sc.name}: rollout {n}/{count}") as outcome:
@@ -457,36 +517,67 @@ def rollouts(r: Run) -> None:
                 return
 
 
-def _shift_canary(r: Run) -> None:
-    """The canary rollout: the Ingress's forward action gets the new weights; done once the
-    listener's rule forwards with them (the controller has applied the change)."""
+def _forwards(rules: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """Each rule's forward action as {target group ARN: weight} (a plain forward: weight 1)."""
+    out = []
+    for rule in rules:
+        for action in rule.get("Actions") or []:
+            if action.get("Type") != "forward":
+                continue
+            groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or \
+                [{"TargetGroupArn": action.get("TargetGroupArn"), "Weight": 1}]
+            out.append({g["TargetGroupArn"]: int(g.get("Weight", 1)) for g in groups})
+    return out
+
+
+def _change_ingress(r: Run) -> None:
+    """The ingress rollout: each later Ingress version in turn (plan.ingress_steps), each
+    done once the listener's rule forwards as it says and the target group of a Service it
+    takes out is deleted, then the version's hold (the recipe's wait)."""
     sc = r.sc
-    assert sc.ingress is not None and sc.ingress.canary is not None and r.setup is not None
-    to = sc.ingress.canary.shift_to
-    service = APP
-    ing = plan.ingress(sc, name=service, ns=r.ns, service=service, port=plan.SERVICE_PORT,
-                       listener_port=r.listener_port, canary_weight=to)
+    assert r.setup is not None
+    service, port = _service(r)
     elbv2, _ = awssetup.clients(r.stack.aws.endpoint_url)
+    custom = client.CustomObjectsApi(r.stack.api)
     listener_arn = r.setup.listener_arn
 
-    def shifted() -> bool:
-        for rule in elbv2.describe_rules(ListenerArn=listener_arn)["Rules"]:
-            for action in rule.get("Actions") or []:
-                groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
-                weights = {g["TargetGroupArn"]: g.get("Weight") for g in groups}
-                if r.canary_tg_arn in weights:
-                    return weights[r.canary_tg_arn] == to
+    def gone(arn: str) -> bool:
+        try:
+            elbv2.describe_target_groups(TargetGroupArns=[arn])
+        except elbv2.exceptions.TargetGroupNotFoundException:
+            return True
         return False
 
-    with step(f"{sc.name}: canary weight {sc.ingress.canary.weight}% -> {to}%") as outcome:
-        started = time.monotonic()
-        apply(r.stack.api, [ing])
-        if _holds(r, shifted, timeout=sc.rollout.timeout_seconds):
-            r.rollout_seconds = time.monotonic() - started
-        else:
-            r.stalled = True
-            outcome.not_met(f"the listener rule did not get the new weights within "
-                            f"{sc.rollout.timeout_seconds}s")
+    def applied(version: plan.IngressStep) -> bool:
+        _bound_groups(r, custom)
+        arns = r.tg_by_service
+        if any(svc not in arns for svc in version.services):
+            return False
+        want = ({arns[svc]: w for svc, w in version.weights} if version.weights
+                else {arns[version.backend]: 1})
+        rules = elbv2.describe_rules(ListenerArn=listener_arn)["Rules"]
+        if not any(f == want if version.weights else set(f) == set(want)
+                   for f in _forwards(rules)):
+            return False
+        return version.removes is None or gone(arns[version.removes])
+
+    started = time.monotonic()
+    for version in plan.ingress_steps(sc, service)[1:]:
+        with step(f"{sc.name}: Ingress {version.title}") as outcome:
+            apply(r.stack.api, [plan.ingress(sc, name=service, ns=r.ns, port=port,
+                                             listener_port=r.listener_port, step=version,
+                                             run_id=r.run_id)])
+            if not _holds(r, functools.partial(applied, version),
+                          timeout=sc.rollout.timeout_seconds):
+                r.stalled = True
+                outcome.not_met(f"the controller did not apply it within "
+                                f"{sc.rollout.timeout_seconds}s")
+                return
+        if version.hold_seconds:
+            info(f"{sc.name}: holding {version.hold_seconds:g}s (the recipe's wait)")
+            if r.cancel.wait(version.hold_seconds):
+                raise Cancelled(f"{sc.name}: cancelled")
+    r.rollout_seconds = time.monotonic() - started
 
 
 def finish_load(r: Run) -> None:
@@ -516,8 +607,7 @@ def collect(r: Run) -> None:
     if r.recorder is not None:
         r.pod_events = r.recorder.stop()
     assert r.setup is not None
-    r.aws_events = events_since(r.stack.aws, r.events_since, r.setup,
-                                [r.canary_tg_arn] if r.canary_tg_arn else [])
+    r.aws_events = events_since(r.stack.aws, r.events_since, r.setup, _tg_arns(r)[1:])
     try:
         text = r.stack.controller.logs(tail=None,
                                        since_seconds=int(time.time() - r.started + 5) + 1)

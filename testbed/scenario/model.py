@@ -258,7 +258,7 @@ ANNOTATION_PREFIX = "alb.ingress.kubernetes.io/"
 class Canary(Declared):
     """`ingress.canary` - a second version of the demo app behind the same rule
 
-    The run deploys the demo app twice, `demo` (the app) and `demo-canary` (the app with
+    The run deploys the demo app twice, `demo` (the app) and `demo-v2` (the app with
     `rollout.newApp`), each with its Service and target group, and the Ingress's rule forwards
     to both by weight (an `alb.ingress.kubernetes.io/actions.*` forward action). The rollout
     shifts the weights instead of rolling a Deployment."""
@@ -267,6 +267,45 @@ class Canary(Declared):
         10, description="The canary's share of requests (percent) before the shift.")
     shift_to: Annotated[Int, Field(ge=0, le=100)] = Field(
         100, description="Its share after the shift (the rollout).")
+
+
+class Swap(Declared):
+    """`ingress.swap` - the rollout moves the rule to another Service
+
+    The run deploys the demo app twice, `demo` (the rule's backend) and `demo-v2` (the app with
+    `rollout.newApp`), each with its Service. `via: backend` edits the backend's Service name:
+    the controller makes a target group for `demo-v2`, points the rule at it and deletes the
+    old group as soon as its TargetGroupBinding is gone, without waiting for the deregistration
+    delay (aws-load-balancer-controller #3739, #4810). `via: weights` is upstream's documented
+    migration (docs/guide/use_cases/blue_green, PR #4819): the Ingress starts with a forward
+    action to both Services at 100/0, the rollout shifts it to 0/100, holds `holdSeconds`,
+    then takes the old Service out of the action."""
+
+    via: Literal["backend", "weights"] = Field(
+        "backend", description="`backend`: change the backend Service name; `weights`: shift "
+        "a weighted forward action, then remove the old Service.")
+    hold_seconds: Seconds = Field(
+        None, description="`weights` only: how long 0/100 stays before the old Service leaves "
+        "the action; null: the target group's deregistration delay.")
+
+
+class SecondIngress(Declared):
+    """`ingress.second` - another Ingress in the same IngressGroup
+
+    A second Ingress (`demo-v2`) in the group `ingress.groupName` routes `path` to a second
+    app (`demo-v2`, the app with `rollout.newApp`); the controller merges both Ingresses into
+    one load balancer and listener, rules ordered by `group.order` (lower first), then by
+    namespace/name (aws-load-balancer-controller's IngressGroup, annotations.md at v3.5.0).
+    The rollout rolls the first app; `load.requests` can aim at both paths."""
+
+    path: Annotated[Str, Field(pattern=r"^/[^\s]*$"), Expected("a path starting with '/'")] = Field(
+        "/api", description="Its rule's path.")
+    path_type: Literal["Prefix", "Exact", "ImplementationSpecific"] = Field(
+        "Prefix", description="Its `pathType`.")
+    order: Annotated[Int, Field(ge=-1000, le=1000)] = Field(
+        0, description="Its `group.order` (the first Ingress keeps the default 0): lower "
+        "orders' rules come first, so a more specific path needs a lower order than a "
+        "catch-all `/`.")
 
 
 class IngressSection(Declared):
@@ -285,12 +324,19 @@ class IngressSection(Declared):
                     Expected("a host name like 'app.example.com' or '*.example.com'")] = Field(
         None, description="The rule's host (a host-header condition); `load.host` should "
         "match it.")
-    group_name: Annotated[Str | None, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$"),
-                          Expected("an IngressGroup name (lower-case, digits, '-', '.')")] = Field(
-        None, description="`alb.ingress.kubernetes.io/group.name` (IngressGroup).")
+    group_name: Annotated[Str | None, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,55}[a-z0-9])?$"),
+                          Expected("an IngressGroup name of at most 57 characters (lower-case, "
+                                   "digits, '-', '.')")] = Field(
+        None, description="`alb.ingress.kubernetes.io/group.name` (IngressGroup); the run "
+        "appends `-` and its namespace's 5-character suffix, so runs side by side never "
+        "share a group.")
     canary: Canary | None = Field(
         None, description="A canary version behind the rule; the rollout shifts the weights "
         "(below).")
+    swap: Swap | None = Field(
+        None, description="The rollout moves the rule to a second Service (below).")
+    second: SecondIngress | None = Field(
+        None, description="A second Ingress in the same group, to a second app (below).")
     annotations: dict[Annotated[Str, Field(pattern=r"^alb\.ingress\.kubernetes\.io/")],
                       Str] = Field(
         default_factory=dict, description="More `alb.ingress.kubernetes.io/*` annotations; "
@@ -506,18 +552,33 @@ class Scenario(Declared):
                 problems.append(("targetGroup.attachListener", "expected true with ingress "
                                  "(the controller always makes a listener rule for the "
                                  "backend)"))
-            ann = self.ingress.annotations
-            if self.ingress.canary is not None:
+            ing = self.ingress
+            ann = ing.annotations
+            extras = [k for k in ("canary", "swap", "second") if getattr(ing, k) is not None]
+            if len(extras) > 1:
+                problems.append((f"ingress.{extras[1]}", f"expected one of canary, swap and "
+                                 f"second (this one has {' and '.join(extras)})"))
+            for key in extras:
                 if self.workload is not None:
-                    problems.append(("ingress.canary", "expected no canary with workload (it "
+                    problems.append((f"ingress.{key}", f"expected no {key} with workload (it "
                                      "deploys the demo app twice)"))
-                if self.rollout.count != 1:
-                    problems.append(("rollout.count", "expected 1 with ingress.canary (the "
-                                     "rollout is the one weight shift)"))
+                if key != "second" and self.rollout.count != 1:
+                    problems.append(("rollout.count", f"expected 1 with ingress.{key} (the "
+                                     "rollout is that one change of the Ingress)"))
+            if ing.second is not None and ing.group_name is None:
+                problems.append(("ingress.second", "expected ingress.groupName too (the two "
+                                 "Ingresses share the group's load balancer)"))
+            if ing.swap is not None and ing.swap.via == "backend" and \
+                    ing.swap.hold_seconds is not None:
+                problems.append(("ingress.swap.holdSeconds", "expected only with via: weights"))
             for key in ("listen-ports", "target-type"):
                 if ANNOTATION_PREFIX + key in ann:
                     problems.append(("ingress.annotations", f"expected no {key}: the run "
                                      "sets it (its listener port; ip targets)"))
+            if ANNOTATION_PREFIX + "group.name" in ann:
+                problems.append(("ingress.annotations", "expected no group.name: use "
+                                 "ingress.groupName (the run adds its id to it, so runs side "
+                                 "by side never share a load balancer)"))
         gate = self.workload.readiness_gate if self.workload else self.app.readiness_gate
         if self.expect.baseline == "unhealthy" and gate:
             problems.append(("expect.baseline", "expected healthy with a readiness gate: the "

@@ -8,7 +8,9 @@ needs no change here; the runner, the demo and the e2e ordering all read this mo
 
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -135,14 +137,15 @@ def target_group_binding(tg_arn: str, name: str = "demo", ns: str = "default", *
 
 def manifests(sc: Scenario, image: str, tg_arn: str, *, name: str = "demo",
               ns: str = "default") -> list[dict[str, Any]]:
-    """Everything for the first version, in apply order; with an ingress canary also the
-    canary's Service and Deployment (the app with rollout.newApp, version v2)."""
+    """Everything for the first version, in apply order; with an ingress canary, swap or second
+    Ingress also the second app's Service and Deployment (the app with rollout.newApp, version
+    v2, named `<name>-v2`)."""
     docs = [namespace(sc, ns), service(name, ns), target_group_binding(tg_arn, name, ns),
             deployment(sc, image, name=name, ns=ns)]
-    if sc.ingress is not None and sc.ingress.canary is not None:
-        canary = f"{name}-{CANARY}"
-        docs += [service(canary, ns),
-                 deployment(sc, image, name=canary, ns=ns, version="v2", new_version=True)]
+    if second_app(sc):
+        other = f"{name}-{SECOND}"
+        docs += [service(other, ns),
+                 deployment(sc, image, name=other, ns=ns, version="v2", new_version=True)]
     return docs
 
 
@@ -164,9 +167,25 @@ def workload_manifests(sc: Scenario, docs: list[dict[str, Any]], target: Target,
 
 ANNOTATION = "alb.ingress.kubernetes.io/"
 INGRESS_CLASS = "alb"  # the IngressClass the controller's manifests install (ingress.k8s.aws/alb)
+SECOND = "v2"  # suffix of the second app's Deployment and Service (canary, swap, second Ingress)
+WEIGHTED_ACTION = "weighted"  # the forward action's name (actions.<it>; backend use-annotation)
 
 
-def ingress_annotations(sc: Scenario, listener_port: int) -> dict[str, str]:
+def second_app(sc: Scenario) -> bool:
+    """Whether the run deploys the demo app a second time (`<name>-v2`)."""
+    ing = sc.ingress
+    return ing is not None and any(x is not None for x in (ing.canary, ing.swap, ing.second))
+
+
+def group_name(sc: Scenario, run_id: str) -> str | None:
+    """The run's IngressGroup: the scenario's name plus the run's id, so runs side by side
+    never merge into one load balancer."""
+    assert sc.ingress is not None
+    group = sc.ingress.group_name
+    return f"{group}-{run_id}" if group and run_id else group
+
+
+def ingress_annotations(sc: Scenario, listener_port: int, run_id: str = "") -> dict[str, str]:
     """The `alb.ingress.kubernetes.io/*` annotations that give the controller's ALB the
     scenario's settings (the same values aws_calls sends in TargetGroupBinding mode), then the
     scenario's own annotations over them. Names and formats: aws-load-balancer-controller's
@@ -194,50 +213,127 @@ def ingress_annotations(sc: Scenario, listener_port: int) -> dict[str, str]:
         a + "load-balancer-attributes":
             f"idle_timeout.timeout_seconds={sc.alb.idle_timeout_seconds}",
     }
-    if sc.ingress.group_name:
-        out[a + "group.name"] = sc.ingress.group_name
+    group = group_name(sc, run_id)
+    if group:
+        out[a + "group.name"] = group
     return {**out, **sc.ingress.annotations}
 
 
-CANARY = "canary"  # suffix of the canary's Deployment and Service names
-CANARY_ACTION = "weighted"  # the forward action's name (actions.<it>; backend use-annotation)
+@dataclass(frozen=True)
+class IngressStep:
+    """One version of the run's Ingress: the rule's backend is one Service, or (with
+    `weights`) a forward action to several by weight. The first version is the baseline's;
+    the run applies each later one in turn as its rollout."""
+
+    title: str
+    backend: str = ""  # the Service, when the rule forwards to one
+    weights: tuple[tuple[str, int], ...] = ()  # (Service, weight), for a forward action
+    removes: str | None = None  # a Service this version takes out: done once its group is gone
+    hold_seconds: float = 0.0  # the recipe's wait after this version applies
+
+    @property
+    def services(self) -> list[str]:
+        return [s for s, _ in self.weights] or [self.backend]
 
 
-def canary_action(service: str, port: int | str, canary_weight: int) -> str:
-    """The `actions.weighted` annotation value: forward to the app and its canary by weight
+def ingress_steps(sc: Scenario, service: str) -> list[IngressStep]:
+    """The run's Ingress versions, baseline first (one unless canary or swap)."""
+    assert sc.ingress is not None
+    ing, other = sc.ingress, f"{service}-{SECOND}"
+
+    def split(old: int) -> tuple[tuple[str, int], ...]:
+        return (service, old), (other, 100 - old)
+
+    if ing.canary is not None:
+        c = ing.canary
+        return [IngressStep(f"canary weight {c.weight}%", weights=split(100 - c.weight)),
+                IngressStep(f"canary weight {c.weight}% -> {c.shift_to}%",
+                            weights=split(100 - c.shift_to))]
+    if ing.swap is not None and ing.swap.via == "backend":
+        return [IngressStep(f"backend {service}", backend=service),
+                IngressStep(f"backend {service} -> {other}", backend=other, removes=service)]
+    if ing.swap is not None:
+        hold = ing.swap.hold_seconds
+        return [IngressStep(f"{service} 100%, {other} 0%", weights=split(100)),
+                IngressStep(f"{service} 100% -> 0%, {other} 0% -> 100%", weights=split(0),
+                            hold_seconds=sc.target_group.deregistration_delay_seconds
+                            if hold is None else hold),
+                IngressStep(f"{service} out of the forward action", weights=((other, 100),),
+                            removes=service)]
+    return [IngressStep(f"backend {service}", backend=service)]
+
+
+def forward_action(weights: tuple[tuple[str, int], ...], port: int | str) -> str:
+    """An `actions.<name>` annotation value forwarding to Services by weight
     (aws-load-balancer-controller's forwardConfig with serviceName/servicePort; annotations.md
     at v3.5.0, "actions.${action-name}")."""
     return json.dumps({"type": "forward", "forwardConfig": {"targetGroups": [
-        {"serviceName": service, "servicePort": str(port), "weight": 100 - canary_weight},
-        {"serviceName": f"{service}-{CANARY}", "servicePort": str(port),
-         "weight": canary_weight}]}}, separators=(",", ":"))
+        {"serviceName": svc, "servicePort": str(port), "weight": w} for svc, w in weights]}},
+        separators=(",", ":"))
 
 
-def ingress(sc: Scenario, *, name: str, ns: str, service: str, port: int | str,
-            listener_port: int, canary_weight: int | None = None) -> dict[str, Any]:
-    """The run's Ingress: one rule (host, path) to the Service's port, or with a canary to
-    the forward action splitting between the app and its canary (`canary_weight`, default
-    the scenario's starting weight)."""
-    assert sc.ingress is not None
-    ing = sc.ingress
-    annotations = ingress_annotations(sc, listener_port)
-    backend: dict[str, Any] = {"name": service,
-                               "port": {"number": port} if isinstance(port, int)
-                               else {"name": port}}
-    if ing.canary is not None:
-        weight = ing.canary.weight if canary_weight is None else canary_weight
-        annotations[ANNOTATION + "actions." + CANARY_ACTION] = canary_action(service, port,
-                                                                            weight)
-        backend = {"name": CANARY_ACTION, "port": {"name": "use-annotation"}}
+def _ingress(name: str, ns: str, annotations: dict[str, str], backend: str, port: int | str,
+             path: str, path_type: str, host: str | None) -> dict[str, Any]:
+    ref = {"name": backend, "port": {"name": "use-annotation"} if backend == WEIGHTED_ACTION
+           else {"number": port} if isinstance(port, int) else {"name": port}}
     rule: dict[str, Any] = {"http": {"paths": [{
-        "path": ing.path, "pathType": ing.path_type, "backend": {"service": backend}}]}}
-    if ing.host:
-        rule["host"] = ing.host
+        "path": path, "pathType": path_type, "backend": {"service": ref}}]}}
+    if host:
+        rule["host"] = host
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": name, "namespace": ns, "annotations": annotations},
         "spec": {"ingressClassName": INGRESS_CLASS, "rules": [rule]},
     }
+
+
+def ingress(sc: Scenario, *, name: str, ns: str, port: int | str, listener_port: int,
+            step: IngressStep | None = None, run_id: str = "") -> dict[str, Any]:
+    """The run's Ingress at one of its versions (`ingress_steps`; default: the first, for the
+    Service `name`): one rule (host, path) to the version's Service, or to the forward action
+    splitting between Services."""
+    assert sc.ingress is not None
+    ing = sc.ingress
+    step = step or ingress_steps(sc, name)[0]
+    annotations = ingress_annotations(sc, listener_port, run_id)
+    backend = step.backend
+    if step.weights:
+        annotations[ANNOTATION + "actions." + WEIGHTED_ACTION] = forward_action(step.weights,
+                                                                               port)
+        backend = WEIGHTED_ACTION
+    return _ingress(name, ns, annotations, backend, port, ing.path, ing.path_type, ing.host)
+
+
+def workload_ingress(sc: Scenario, doc: dict[str, Any], *, ns: str, listener_port: int,
+                     run_id: str = "") -> dict[str, Any]:
+    """A workload's own Ingress as the run applies it: in the run's namespace, class `alb`
+    (the testbed's IngressClass; the legacy class annotation dropped), `listen-ports` = the
+    run's port, its group name (if any) with the run's id, then `ingress.annotations` over its
+    annotations. Everything else is the user's: the controller builds the ALB from it."""
+    assert sc.ingress is not None
+    ing = copy.deepcopy(doc)
+    md = ing["metadata"]
+    ann = {k: v for k, v in (md.get("annotations") or {}).items()
+           if k != "kubernetes.io/ingress.class"}
+    ann[ANNOTATION + "listen-ports"] = f'[{{"HTTP": {listener_port}}}]'
+    group = ann.get(ANNOTATION + "group.name")
+    if group and run_id:  # 63 characters at most, as upstream validates group names
+        ann[ANNOTATION + "group.name"] = f"{group[:57].rstrip('-.')}-{run_id}"
+    md["annotations"] = {**ann, **sc.ingress.annotations}
+    md["namespace"] = ns
+    ing.setdefault("spec", {})["ingressClassName"] = INGRESS_CLASS
+    return ing
+
+
+def second_ingress(sc: Scenario, *, name: str, ns: str, port: int | str, listener_port: int,
+                   run_id: str = "") -> dict[str, Any]:
+    """`ingress.second`: the group's other Ingress, `name-v2`, to the second app."""
+    assert sc.ingress is not None and sc.ingress.second is not None
+    ing, second = sc.ingress, sc.ingress.second
+    annotations = {**ingress_annotations(sc, listener_port, run_id),
+                   ANNOTATION + "group.order": str(second.order)}
+    return _ingress(f"{name}-{SECOND}", ns, annotations, f"{name}-{SECOND}", port, second.path,
+                    second.path_type, ing.host)
 
 
 def aws_calls(sc: Scenario, *, name: str = "demo", vpc_id: str = "vpc-testbed",

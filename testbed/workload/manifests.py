@@ -122,9 +122,16 @@ def describe(doc: dict[str, Any]) -> str:
     return f"{doc['kind']}/{doc['metadata']['name']}"
 
 
-def check_for_run(docs: list[dict[str, Any]]) -> None:
+INGRESS_HINT = ("add `ingress: {}` to the scenario to run through it (the controller builds "
+                "the ALB from its annotations), or leave it out and the run binds the Service "
+                "through a TargetGroupBinding")
+
+
+def check_for_run(docs: list[dict[str, Any]], ingress: bool = False,
+                  ingress_hint: str = INGRESS_HINT) -> None:
     """What a run cannot do with these manifests: it applies them, unchanged, into a namespace
-    of its own and deletes that namespace afterwards."""
+    of its own and deletes that namespace afterwards. Ingresses only in ingress mode
+    (`ingress`); otherwise the error says `ingress_hint`."""
     problems = []
     for doc in docs:
         ns = doc["metadata"].get("namespace")
@@ -136,10 +143,9 @@ def check_for_run(docs: list[dict[str, Any]]) -> None:
             problems.append(f"{describe(doc)}: the run makes its own TargetGroupBinding (to its "
                             "fake target group, for the Service named by workload.service); "
                             "leave yours out")
-        elif doc["kind"] == "Ingress":
-            problems.append(f"{describe(doc)}: Ingress is not supported yet (the controller "
-                            "reconciles TargetGroupBindings only); leave it out, the run binds "
-                            "the Service through a TargetGroupBinding")
+        elif doc["kind"] == "Ingress" and not ingress:
+            problems.append(f"{describe(doc)}: an Ingress, and the scenario has no `ingress`: "
+                            + ingress_hint)
         elif doc["kind"] in CLUSTER_SCOPED_KINDS:
             problems.append(f"{describe(doc)}: a cluster-scoped kind, which a run cannot own "
                             "(it only deletes its namespace afterwards); install it in the "

@@ -65,7 +65,8 @@ def second_version(rollout: Rollout, target: Target) -> list[dict[str, Any]]:
     """The `manifests` trigger's objects, checked like the first version's."""
     assert rollout.manifests is not None
     docs = load_manifests(rollout.manifests)
-    check_for_run(docs)
+    check_for_run(docs, ingress_hint="the second version's Ingress is not applied (the run "
+                  "keeps the first version's); leave it out of rollout.manifests")
     if not any(d["kind"] == "Deployment" and d["metadata"]["name"] == target.deployment_name
                for d in docs):
         raise WorkloadError(f"rollout.manifests: {rollout.manifests} has no Deployment named "

@@ -128,7 +128,7 @@ def test_failing_example_advice_names_the_fix(outcomes: dict[str, Outcome]) -> N
 # run's timeline, must name it (docs/check.md has the rules).
 ADVICE = {"gate-no-prestop": "prestop-sleep", "no-gate-fast-rollout": "readiness-gate",
           "prestop-exceeds-grace": "grace-period", "keepalive-shorter-than-idle": "keep-alive",
-          "go-server/failing": "prestop-sleep"}
+          "go-server/failing": "prestop-sleep", "ingress-swap-backend": "backend-swap"}
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n in ADVICE])

@@ -170,9 +170,10 @@ class TargetStore:
         self.on_checks_stop: Callable[[Target], None] = lambda t: None
         self.on_target_removed: Callable[[Target], None] = lambda t: None
         # Hooks for data-plane worker processes (dataplane/workers.py): the routing set of a
-        # group after each recompute, and a target whose deregistration delay expired.
+        # group after each recompute, and a target whose in-flight requests end now (reason:
+        # drain_expired, target_group_deleted).
         self.on_routing: Callable[[str, list[Target]], None] = lambda arn, ts: None
-        self.on_drain_expired: Callable[[Target], None] = lambda t: None
+        self.on_abort: Callable[[Target, str], None] = lambda t, reason: None
 
     # ---- target groups -------------------------------------------------------------------
     def sync_groups(self, specs: list[TargetGroupSpec]) -> None:
@@ -181,6 +182,9 @@ class TargetStore:
         for arn in list(self.groups):
             if arn not in new:
                 for t in list(self.targets.get(arn, {}).values()):
+                    # in-flight requests end with the group (aws-load-balancer-controller
+                    # #3739: 503s right after "deleted targetGroup"; docs/fakeaws.md)
+                    self._abort(t, "target_group_deleted")
                     self._remove(t, emit=False)
                 self.groups.pop(arn, None)
                 self.targets.pop(arn, None)
@@ -300,10 +304,14 @@ class TargetStore:
         t.timers = [self.clock.call_at(self.clock.time() + delay, self._drain_expire, t)]
 
     def _drain_expire(self, t: Target) -> None:
-        for abort in list(t.aborters):
-            abort("drain_expired")
-        self.on_drain_expired(t)
+        self._abort(t, "drain_expired")
         self._remove(t, emit=True)
+
+    def _abort(self, t: Target, reason: str) -> None:
+        """End the target's in-flight requests, here and in every data-plane worker."""
+        for abort in list(t.aborters):
+            abort(reason)
+        self.on_abort(t, reason)
 
     def _remove(self, t: Target, emit: bool) -> None:
         if t.removed:

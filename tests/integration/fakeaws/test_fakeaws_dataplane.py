@@ -277,3 +277,76 @@ def test_port_held_by_another_process_fails_create_listener(fakeaws, make_alb, f
     assert code == "ValidationError"
     assert f"127.0.0.1:{port}" in msg and "in use" in msg
     assert alb.elbv2.describe_listeners(LoadBalancerArn=alb.lb_arn)["Listeners"] == []
+
+
+# ---- target group deleted with requests in flight -----------------------------------------
+def _move_listener_to_new_group(alb: Any, srv: Any = None) -> str:
+    """A second target group with the listener's default action pointed at it (and `srv`
+    registered in it, healthy), as the controller does before deleting a group: AWS refuses
+    DeleteTargetGroup while a listener references it, and deleting the listener would close
+    the client connections itself."""
+    tg2 = alb.elbv2.create_target_group(
+        Name=f"tg2-{alb.port}", Protocol="HTTP", Port=80, VpcId=alb.vpc_id, TargetType="ip",
+        HealthCheckPath="/health", HealthCheckIntervalSeconds=0.2,
+        HealthCheckTimeoutSeconds=0.15, HealthyThresholdCount=2, UnhealthyThresholdCount=2,
+        Matcher={"HttpCode": "200"})["TargetGroups"][0]["TargetGroupArn"]
+    alb.elbv2.modify_listener(ListenerArn=alb.listener_arn, DefaultActions=[
+        {"Type": "forward", "TargetGroupArn": tg2}])
+    if srv is not None:  # registered once the group is in use (else its targets are unused)
+        alb.elbv2.register_targets(TargetGroupArn=tg2, Targets=[
+            {"Id": srv.host, "Port": srv.port}])
+        wait_until(lambda: alb.elbv2.describe_target_health(TargetGroupArn=tg2)[
+            "TargetHealthDescriptions"][0]["TargetHealth"]["State"] == "healthy", 10,
+            what=f"{srv.addr} healthy in the second group", interval=0.05)
+    return str(tg2)
+
+
+def test_503_when_target_group_deleted_mid_request(fakeaws, make_alb, targets, http_get):
+    srv = targets()
+    alb = make_alb()
+    alb.register(srv)
+    alb.wait_state(srv, "healthy")
+    result: dict[str, Any] = {}
+    seq = fakeaws.last_seq()
+    th = threading.Thread(target=lambda: result.update(r=http_get(alb.url + "/slow?s=5")))
+    th.start()
+    wait_until(lambda: srv.in_flight, 5, what="in flight")
+    _move_listener_to_new_group(alb)
+    assert srv.in_flight  # moving the listener did not end the request
+    t0 = time.monotonic()
+    alb.elbv2.delete_target_group(TargetGroupArn=alb.tg_arn)
+    th.join(6)
+    assert not th.is_alive()
+    assert result["r"][0] == 503
+    assert result["r"][1]["x-testbed-elb-error"] == "target_group_deleted"
+    assert time.monotonic() - t0 < 2  # ended by the deletion, not by the target's answer
+    ev = _elb_errors(fakeaws, seq)
+    assert ev[-1]["reason"] == "target_group_deleted" and ev[-1]["status"] == 503, ev
+    assert ev[-1]["target"] == srv.addr and ev[-1]["tg_arn"] == alb.tg_arn
+    assert ev[-1]["path"] == "/slow?s=5"
+
+
+def test_target_group_deletion_spares_finished_and_other_groups_requests(
+        fakeaws, make_alb, targets, http_get):
+    """A request answered before the deletion stays a 200, and a request in flight to the
+    group the listener now forwards to finishes normally: only the deleted group's requests
+    end."""
+    a, b = targets(), targets()
+    alb = make_alb()
+    alb.register(a)
+    alb.wait_state(a, "healthy")
+    seq = fakeaws.last_seq()
+    before = http_get(alb.url + "/before")
+    assert before[0] == 200 and before[2] == b"ok %d" % a.port
+    _move_listener_to_new_group(alb, b)
+    result: dict[str, Any] = {}
+    th = threading.Thread(target=lambda: result.update(r=http_get(alb.url + "/slow?s=1.5")))
+    th.start()
+    wait_until(lambda: b.in_flight, 5, what="in flight to the second group")
+    alb.elbv2.delete_target_group(TargetGroupArn=alb.tg_arn)
+    th.join(5)
+    assert not th.is_alive()
+    assert result["r"][0] == 200 and "x-testbed-elb-error" not in result["r"][1]
+    assert result["r"][2] == b"ok %d" % b.port
+    assert http_get(alb.url + "/after")[0] == 200
+    assert fakeaws.elb_errors(seq, expect=0) == []

@@ -203,3 +203,11 @@ def test_facts_from_scenario(make_docs: Docs, tmp_path: Path) -> None:
     f = facts_from_scenario(load_scenario(tmp_path / "sc.yaml"))
     assert (f.deployment, f.container, f.readiness_gate) == ("web", "web", True)
     assert f.keep_alive_timeout_seconds is None
+
+
+@pytest.mark.parametrize("name", ["ingress-canary-shift", "ingress-swap-backend",
+                                  "ingress-group-shared-listener"])
+def test_facts_of_a_scenario_with_a_second_demo_app_are_the_first_apps(name: str) -> None:
+    """The second app (`demo-v2`) must not make the advice ask which Deployment is meant."""
+    f = facts_from_scenario(load_builtin(name))
+    assert (f.deployment, f.container) == ("demo", "app")

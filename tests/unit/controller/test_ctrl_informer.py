@@ -129,3 +129,36 @@ def test_api_errors_back_off_and_recover() -> None:
     assert inf.synced.wait(5)
     stop.set()
     inf.stop()
+
+
+def test_write_through_never_resurrects_an_object_the_watch_deleted() -> None:
+    """Removing the last finalizer deletes the object; the watch's DELETED event may be
+    applied before the patch returns. Putting the returned object back kept a deleted
+    TargetGroupBinding cached forever (the Ingress reconciler then waited for it to go, and
+    never deleted its target group)."""
+    from controller.kube import Store
+
+    store = Store()
+    gone = obj("tgb", "7")
+    gone["metadata"]["deletionTimestamp"] = "2026-11-30T08:00:00Z"
+    gone["metadata"]["finalizers"] = []
+    store.put(obj("tgb", "6"))
+    store.delete("ns", "tgb")  # the watch's DELETED event, first
+    store.put_written(gone)  # then what the patch returned
+    assert store.get("ns", "tgb") is None
+    store.put(obj("tgb", "6"))
+    store.put_written(gone)  # the other order: the write-through is the deletion
+    assert store.get("ns", "tgb") is None
+
+
+def test_write_through_never_replaces_a_newer_version() -> None:
+    from controller.kube import Store
+
+    store = Store()
+    store.put(obj("a", "12"))  # the watch already has a later version
+    store.put_written(obj("a", "11"))
+    assert store.get("ns", "a")["metadata"]["resourceVersion"] == "12"  # type: ignore[index]
+    store.put_written(obj("a", "13"))
+    assert store.get("ns", "a")["metadata"]["resourceVersion"] == "13"  # type: ignore[index]
+    store.put_written(obj("b", "x"))  # not a number: written, as before
+    assert store.get("ns", "b") is not None

@@ -34,6 +34,17 @@ def test_root_reports_pod_and_version() -> None:
     _with_client(DemoConfig(pod="p-1", version="v7"), body)
 
 
+def test_any_other_path_answers_as_root_but_named_ones_keep_theirs() -> None:
+    """Ingress path rules (/api, /shop/x) route to the app; /ready stays the probe."""
+    async def body(demo: DemoApp, c: TestClient) -> None:
+        r = await c.get("/api/items?x=1")
+        assert r.status == 200 and await r.json() == {"pod": "p-2", "version": "v1"}
+        await c.post("/admin/ready?value=false")
+        assert (await c.get("/ready")).status == 503
+        assert demo.served == 1
+    _with_client(DemoConfig(pod="p-2", version="v1"), body)
+
+
 def test_pod_and_version_come_from_env(monkeypatch: Any) -> None:
     monkeypatch.setenv("POD_NAME", "demo-abc")
     monkeypatch.setenv("APP_VERSION", "v2")

@@ -40,7 +40,7 @@ def _env(container: dict[str, Any], name: str) -> str:
 
 def test_every_manifest_is_namespace_free() -> None:
     files = sorted((EXAMPLE / "manifests").rglob("*.yaml"))
-    assert len(files) == 4
+    assert len(files) == 7  # failing/, fixed/, ingress/ (fixed/'s two files linked + Ingress)
     for f in files:
         for doc in yaml.safe_load_all(f.read_text()):
             assert doc is not None, f
@@ -125,3 +125,27 @@ def test_go_vet() -> None:
     out = subprocess.run(["go", "vet", "./..."], cwd=EXAMPLE, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ingress_form_is_the_fixed_form_behind_its_own_ingress() -> None:
+    """manifests/ingress/ links fixed/'s files (no copy to drift) and adds an Ingress whose
+    annotations keep the #1719 rule with fixed.yaml's numbers: a run of ingress.yaml applies
+    it through the controller (docs/own-workload.md, "Your Ingress")."""
+    ingress_dir = EXAMPLE / "manifests" / "ingress"
+    for name in ("deployment.yaml", "service.yaml"):
+        assert (ingress_dir / name).is_symlink()
+        assert (ingress_dir / name).resolve() == (EXAMPLE / "manifests" / "fixed" / name)
+    (ing,) = [d for d in _docs("ingress") if d["kind"] == "Ingress"]
+    ann = ing["metadata"]["annotations"]
+    a = "alb.ingress.kubernetes.io/"
+    assert ann[a + "target-type"] == "ip"
+    assert ann[a + "target-group-attributes"] == "deregistration_delay.timeout_seconds=3"
+    paths = ing["spec"]["rules"][0]["http"]["paths"]
+    assert paths[0]["backend"]["service"]["name"] == "go-server"
+    sc = load_scenario(EXAMPLE / "ingress.yaml")
+    assert sc.ingress is not None and sc.workload is not None
+    assert sc.load.host == ing["spec"]["rules"][0]["host"]
+    _, server = _container("ingress")
+    # propagation 5 s + deregistration delay 3 s < preStop sleep
+    assert sc.alb.deregister_delay_seconds + 3 < int(server["lifecycle"]["preStop"]["exec"][
+        "command"][1])

@@ -25,7 +25,7 @@ def _facts(name: str) -> Facts:
     """What `testbed check --scenario NAME` reads: the demo manifests and the scenario."""
     sc = load_builtin(name)
     docs = plan.manifests(sc, "img", "arn:tg", name="demo", ns="t")
-    return facts_from_manifests(docs, settings=settings_from_scenario(sc))
+    return facts_from_manifests(docs, settings=settings_from_scenario(sc), deployment="demo")
 
 
 def _records(errors: list[dict[str, Any]], seconds: float = 30, rate: float = 50
@@ -207,6 +207,17 @@ def test_keep_alive_shorter_than_idle_timeout() -> None:
     # keep-alive already above the idle timeout: the data do not say what to change
     longer = advise(rep, replace(facts, keep_alive_timeout_seconds=75))
     assert [a.rule for a in longer] == [UNEXPLAINED]
+
+
+def test_backend_swap_when_a_deleted_group_cut_requests_in_flight() -> None:
+    """ingress-swap-backend: 503 target_group_deleted points at the weighted migration."""
+    pods, aws, acts = _rolled()
+    aws += _elb_errors(OLD, 20.0, 20.1, 6, status=503, reason="target_group_deleted")
+    rep = _report(pods, aws, acts, _facts("ingress-swap-backend"))
+    assert [a.rule for a in rep.advice] == ["backend-swap"]
+    assert "weighted forward action" in rep.advice[0].message
+    assert rep.advice[0].evidence.startswith(
+        "6 requests in flight ended with 503 target_group_deleted at 20.00 s")
 
 
 def test_unexplained_says_what_was_seen() -> None:

@@ -102,3 +102,15 @@ def test_a_baseline_failure_skips_load_and_rollouts(tmp_path: Path) -> None:
     for step in (steps.load, steps.rollouts, steps.finish_load):
         step(r)  # each would need the cluster or the fake ALB otherwise
     assert r.attack is None and r.load_result is None and r.rollout_seconds is None
+
+
+def test_forwards_reads_weighted_and_plain_forward_actions() -> None:
+    """What the ingress rollout compares with each Ingress version: every rule's forward as
+    {target group: weight} (a plain forward counts as weight 1); other actions are skipped."""
+    rules = [
+        {"Actions": [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+            {"TargetGroupArn": "tg-a", "Weight": 0}, {"TargetGroupArn": "tg-b", "Weight": 100}]}}]},
+        {"Actions": [{"Type": "forward", "TargetGroupArn": "tg-c"}]},
+        {"Actions": [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}]},
+    ]
+    assert steps._forwards(rules) == [{"tg-a": 0, "tg-b": 100}, {"tg-c": 1}]

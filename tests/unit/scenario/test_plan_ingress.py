@@ -60,11 +60,13 @@ def test_scenario_annotations_win_and_group_name() -> None:
     assert ann[A + "healthcheck-path"] == "/own"
     assert ann[A + "scheme"] == "internet-facing"
     assert ann[A + "group.name"] == "shared"
+    # a run's group carries its id: runs side by side never share a load balancer
+    assert plan.ingress_annotations(sc, 80, run_id="ab12c")[A + "group.name"] == "shared-ab12c"
 
 
 def test_ingress_object() -> None:
     sc = _sc(ingress={"path": "/api", "pathType": "Exact", "host": "app.example.com"})
-    ing = plan.ingress(sc, name="demo", ns="run-1", service="demo", port=80, listener_port=81)
+    ing = plan.ingress(sc, name="demo", ns="run-1", port=80, listener_port=81)
     assert ing["kind"] == "Ingress" and ing["metadata"]["namespace"] == "run-1"
     assert ing["spec"]["ingressClassName"] == plan.INGRESS_CLASS
     (rule,) = ing["spec"]["rules"]
@@ -72,7 +74,7 @@ def test_ingress_object() -> None:
     (p,) = rule["http"]["paths"]
     assert p == {"path": "/api", "pathType": "Exact",
                  "backend": {"service": {"name": "demo", "port": {"number": 80}}}}
-    named = plan.ingress(_sc(), name="d", ns="n", service="web", port="http", listener_port=81)
+    named = plan.ingress(_sc(), name="web", ns="n", port="http", listener_port=81)
     assert named["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {
         "name": "http"}
     assert "host" not in named["spec"]["rules"][0]
@@ -103,26 +105,89 @@ def test_canary_runs_the_app_twice_and_forwards_by_weight() -> None:
              rollout={"newApp": {"preStopSleepSeconds": 7}})
     docs = plan.manifests(sc, "img", "<tg>", name="demo", ns="n")
     deps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    assert set(deps) == {"demo", "demo-canary"}
+    assert set(deps) == {"demo", "demo-v2"}
     canary_env = {e["name"]: e.get("value") for e in
-                  deps["demo-canary"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+                  deps["demo-v2"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert canary_env["APP_VERSION"] == "v2"
     assert {d["metadata"]["name"] for d in docs if d["kind"] == "Service"} == {
-        "demo", "demo-canary"}
-    ing = plan.ingress(sc, name="demo", ns="n", service="demo", port=80, listener_port=81)
+        "demo", "demo-v2"}
+    ing = plan.ingress(sc, name="demo", ns="n", port=80, listener_port=81)
     backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": plan.CANARY_ACTION, "port": {"name": "use-annotation"}}
-    action = json.loads(ing["metadata"]["annotations"][A + "actions." + plan.CANARY_ACTION])
+    assert backend == {"name": plan.WEIGHTED_ACTION, "port": {"name": "use-annotation"}}
+    assert _weights(ing) == [("demo", "80", 90), ("demo-v2", "80", 10)]
+    first, shift = plan.ingress_steps(sc, "demo")
+    shifted = plan.ingress(sc, name="demo", ns="n", port=80, listener_port=81, step=shift)
+    assert _weights(shifted) == [("demo", "80", 0), ("demo-v2", "80", 100)]
+
+
+def _weights(ing: dict[str, object]) -> list[tuple[str, str, int]]:
+    action = json.loads(ing["metadata"]["annotations"][  # type: ignore[index]
+        A + "actions." + plan.WEIGHTED_ACTION])
     assert action["type"] == "forward"
-    assert [(g["serviceName"], g["servicePort"], g["weight"])
-            for g in action["forwardConfig"]["targetGroups"]] == [
-        ("demo", "80", 90), ("demo-canary", "80", 10)]
-    shifted = plan.ingress(sc, name="demo", ns="n", service="demo", port=80, listener_port=81,
-                           canary_weight=100)
-    action = json.loads(shifted["metadata"]["annotations"][A + "actions." + plan.CANARY_ACTION])
-    assert [g["weight"] for g in action["forwardConfig"]["targetGroups"]] == [0, 100]
+    return [(g["serviceName"], g["servicePort"], g["weight"])
+            for g in action["forwardConfig"]["targetGroups"]]
 
 
-def test_no_canary_objects_without_a_canary() -> None:
-    docs = plan.manifests(_sc(), "img", "<tg>", name="demo", ns="n")
-    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"] == ["demo"]
+def _backend(ing: dict[str, object]) -> object:
+    return ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]  # type: ignore
+
+
+def test_swap_by_backend_changes_the_service_name_and_waits_for_the_old_group() -> None:
+    sc = _sc(ingress={"swap": {}})
+    first, swap = plan.ingress_steps(sc, "demo")
+    assert (first.backend, first.removes) == ("demo", None)
+    assert (swap.backend, swap.removes, swap.hold_seconds) == ("demo-v2", "demo", 0)
+    ing = plan.ingress(sc, name="demo", ns="n", port=80, listener_port=81, step=swap)
+    assert _backend(ing) == {"name": "demo-v2", "port": {"number": 80}}
+    assert A + "actions." + plan.WEIGHTED_ACTION not in ing["metadata"]["annotations"]
+    assert {d["metadata"]["name"] for d in plan.manifests(sc, "img", "<tg>", ns="n")
+            if d["kind"] == "Deployment"} == {"demo", "demo-v2"}
+
+
+def test_swap_by_weights_follows_upstreams_migration_recipe() -> None:
+    """docs/guide/use_cases/blue_green (PR #4819): 100/0, shift to 0/100, then take the old
+    Service out of the action; the hold defaults to the deregistration delay."""
+    sc = _sc(ingress={"swap": {"via": "weights"}}, targetGroup={"deregistrationDelaySeconds": 9})
+    versions = plan.ingress_steps(sc, "demo")
+    ings = [plan.ingress(sc, name="demo", ns="n", port=80, listener_port=81, step=v)
+            for v in versions]
+    assert [_weights(i) for i in ings] == [
+        [("demo", "80", 100), ("demo-v2", "80", 0)],
+        [("demo", "80", 0), ("demo-v2", "80", 100)],
+        [("demo-v2", "80", 100)]]
+    assert [(v.hold_seconds, v.removes) for v in versions] == [(0, None), (9, None),
+                                                               (0, "demo")]
+    held = _sc(ingress={"swap": {"via": "weights", "holdSeconds": 2.5}})
+    assert plan.ingress_steps(held, "demo")[1].hold_seconds == 2.5
+
+
+def test_second_ingress_joins_the_group_with_its_order() -> None:
+    sc = _sc(ingress={"groupName": "shop", "second": {"path": "/api", "order": -5}})
+    assert plan.ingress_steps(sc, "demo")[0].services == ["demo"]
+    ing = plan.second_ingress(sc, name="demo", ns="n", port=80, listener_port=81,
+                              run_id="x1y2z")
+    ann = ing["metadata"]["annotations"]
+    assert ing["metadata"]["name"] == "demo-v2"
+    assert (ann[A + "group.name"], ann[A + "group.order"]) == ("shop-x1y2z", "-5")
+    assert json.loads(ann[A + "listen-ports"]) == [{"HTTP": 81}]
+    (p,) = ing["spec"]["rules"][0]["http"]["paths"]
+    assert p == {"path": "/api", "pathType": "Prefix",
+                 "backend": {"service": {"name": "demo-v2", "port": {"number": 80}}}}
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ("ingress: {swap: {}, canary: {}}", "ingress.swap"),
+    ("ingress: {second: {}}", "ingress.second"),
+    ("ingress: {swap: {holdSeconds: 3}}", "ingress.swap.holdSeconds"),
+    ("ingress: {swap: {via: sideways}}", "ingress.swap.via"),
+    ("ingress: {swap: {}}\nrollout: {count: 2}", "rollout.count"),
+    ("ingress: {groupName: g, second: {order: 2000}}", "ingress.second.order"),
+    ("ingress: {annotations: {'alb.ingress.kubernetes.io/group.name': g}}",
+     "ingress.annotations"),
+    ("ingress: {groupName: g, second: {}}\nworkload: {path: x.yaml}", "ingress.second"),
+    (f"ingress: {{groupName: {'g' * 58}}}", "ingress.groupName"),
+])
+def test_bad_swap_and_second_sections(body: str, where: str) -> None:
+    with pytest.raises(ScenarioError) as ei:
+        parse_scenario("name: bad\n" + body + "\n", "bad.yaml")
+    assert where in str(ei.value)

@@ -24,12 +24,16 @@ CLASS = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
          "spec": {"controller": "ingress.k8s.aws/alb"}}
 
 
-def _model(sc: Scenario, listener_port: int = 30555) -> Any:
+def _model(sc: Scenario, listener_port: int = 30555, step: plan.IngressStep | None = None
+           ) -> Any:
     docs = plan.manifests(sc, "img", "<tg>", name="demo", ns="run")
-    ing = plan.ingress(sc, name="demo", ns="run", service="demo", port=plan.SERVICE_PORT,
-                       listener_port=listener_port)
+    ings = [plan.ingress(sc, name="demo", ns="run", port=plan.SERVICE_PORT,
+                         listener_port=listener_port, step=step, run_id="r1")]
+    if sc.ingress is not None and sc.ingress.second is not None:
+        ings.append(plan.second_ingress(sc, name="demo", ns="run", port=plan.SERVICE_PORT,
+                                        listener_port=listener_port, run_id="r1"))
     services = [service_from_dict(d) for d in docs if d["kind"] == "Service"]
-    result = load_groups([ingress_from_dict(ing)], [ingress_class_from_dict(CLASS)])
+    result = load_groups([ingress_from_dict(i) for i in ings], [ingress_class_from_dict(CLASS)])
     assert not result.ingress_errors and not result.group_errors
     (group,) = result.groups.values()
     return build(group, services, BuildOptions(cluster_name="alb-testbed"))
@@ -74,11 +78,44 @@ def test_controller_model_has_the_runs_settings(scenario: dict[str, Any]) -> Non
 def test_canary_model_forwards_to_both_services_by_weight() -> None:
     sc = Scenario.model_validate({"name": "c", "ingress": {"canary": {"weight": 10}}})
     model = _model(sc)
-    assert {b.service_name for b in model.bindings.values()} == {"demo", "demo-canary"}
+    assert {b.service_name for b in model.bindings.values()} == {"demo", "demo-v2"}
     (rule,) = model.rules
     (action,) = rule.actions
     weights = {model.target_groups[ref.target_group_id].name: ref.weight
                for ref in action.forward.target_groups}
     by_service = {b.service_name: weights[model.target_groups[b.target_group_id].name]
                   for b in model.bindings.values()}
-    assert by_service == {"demo": 90, "demo-canary": 10}
+    assert by_service == {"demo": 90, "demo-v2": 10}
+
+
+def _forward_by_service(model: Any) -> dict[str, int | None]:
+    (rule,) = model.rules
+    (action,) = rule.actions
+    name_of = {b.target_group_id: b.service_name for b in model.bindings.values()}
+    return {name_of[ref.target_group_id]: ref.weight for ref in action.forward.target_groups}
+
+
+@pytest.mark.parametrize("via", ["backend", "weights"])
+def test_every_swap_version_builds_and_ends_on_the_second_service(via: str) -> None:
+    sc = Scenario.model_validate({"name": "s", "ingress": {"swap": {"via": via}}})
+    versions = plan.ingress_steps(sc, "demo")
+    models = [_model(sc, step=v) for v in versions]
+    assert {b.service_name for b in models[0].bindings.values()} == set(versions[0].services)
+    last = models[-1]
+    assert {b.service_name for b in last.bindings.values()} == {"demo-v2"}
+    assert list(_forward_by_service(last)) == ["demo-v2"]
+    if via == "weights":
+        assert _forward_by_service(models[1]) == {"demo": 0, "demo-v2": 100}
+
+
+def test_second_ingress_shares_the_load_balancer_and_listener_rules_by_order() -> None:
+    sc = Scenario.model_validate({"name": "g", "ingress": {
+        "groupName": "shop", "second": {"path": "/api", "order": -1}}})
+    model = _model(sc)
+    (listener,) = model.listeners
+    assert listener.port == 30555
+    assert {b.service_name for b in model.bindings.values()} == {"demo", "demo-v2"}
+    # the lower group.order comes first: /api is matched before the catch-all /
+    paths = [c.values for r in sorted(model.rules, key=lambda r: r.priority)
+             for c in r.conditions if c.field == "path-pattern"]
+    assert paths[0] == ("/api", "/api/*") and paths[-1][0] == "/*"

@@ -9,6 +9,8 @@ Error mapping (reason in the `x-testbed-elb-error` header and the event log):
   502 target_closed    target sent FIN before any response byte (fresh connection)
   502 target_reset     target sent RST before any response byte (fresh connection)
   502 drain_expired    deregistration delay expired with the request in flight
+  503 target_group_deleted  the target group was deleted with the request in flight
+                       (aws-load-balancer-controller #3739; a response under way is cut)
   502 malformed_response  unparseable response head (or body framing before the head went out)
   502 truncated_response  target closed before the whole body, nothing forwarded yet
   504 idle_timeout     no response byte within the LB idle timeout
@@ -223,7 +225,7 @@ class _Client:
         self.rr = rr
 
 
-ABORT_STATUS = {"idle_timeout": 504, "drain_expired": 502}
+ABORT_STATUS = {"idle_timeout": 504, "drain_expired": 502, "target_group_deleted": 503}
 
 
 class ElbError(Exception):

@@ -101,11 +101,12 @@ class Replica:
             routing.remove(t)
         self.on_target_removed(t)
 
-    def drain_expired(self, key: TargetKey) -> None:
+    def abort(self, key: TargetKey, reason: str) -> None:
+        """The engine ended the target's in-flight requests (drain expired, group deleted)."""
         t = self.targets.get(key)
         if t is not None:
             for abort in list(t.aborters):
-                abort("drain_expired")
+                abort(reason)
 
     def set_runtime(self, values: dict[str, float], overrides: dict[str, dict[str, float]]
                     ) -> None:

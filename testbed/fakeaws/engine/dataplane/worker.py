@@ -68,8 +68,8 @@ class Worker:
             r.set_routing(msg["tg"], msg["targets"])
         elif op == "removed":
             r.removed(tuple(msg["key"]))  # type: ignore[arg-type]
-        elif op == "drain_expired":
-            r.drain_expired(tuple(msg["key"]))  # type: ignore[arg-type]
+        elif op == "abort":
+            r.abort(tuple(msg["key"]), msg["reason"])  # type: ignore[arg-type]
         elif op == "runtime":
             r.set_runtime(msg["values"], msg["overrides"])
         elif op == "sync":

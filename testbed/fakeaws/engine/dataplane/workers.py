@@ -9,7 +9,7 @@ lines on its stdin, in order:
   sync {id, groups, listeners}   target groups (wire form) and listeners; acked with the
                                  listeners that could not bind
   routing {tg, targets}          a group's routing set: [id, port, slow_start_since]
-  removed {key} / drain_expired {key}   key = [tg_arn, id, port]
+  removed {key} / abort {key, reason}   key = [tg_arn, id, port]
   runtime {values, overrides}    run-time settings (connect_timeout)
   stop_all {id} / stats {id}     acked; stats with requests, rss_kb, pid
 
@@ -67,7 +67,7 @@ class WorkerPool:
         self._routing: dict[str, list[tuple[str, int, float | None]]] = {}
         store.on_routing = self._on_routing
         store.on_target_removed = self._on_removed
-        store.on_drain_expired = self._on_drain_expired
+        store.on_abort = self._on_abort
 
     async def start(self) -> None:
         argv = ["--cookie-key", os.urandom(16).hex(), *engine_argv(self.settings)]
@@ -145,8 +145,8 @@ class WorkerPool:
     def _on_removed(self, t: Target) -> None:
         self._push({"op": "removed", "key": [t.tg_arn, t.id, t.port]})
 
-    def _on_drain_expired(self, t: Target) -> None:
-        self._push({"op": "drain_expired", "key": [t.tg_arn, t.id, t.port]})
+    def _on_abort(self, t: Target, reason: str) -> None:
+        self._push({"op": "abort", "key": [t.tg_arn, t.id, t.port], "reason": reason})
 
     def push_runtime(self) -> None:
         self._push({"op": "runtime", "values": self.settings.runtime_values(),
