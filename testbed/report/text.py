@@ -27,8 +27,10 @@ def error_windows(report: Report, gap: float = WINDOW_GAP) -> list[dict[str, Any
             w = windows[-1]
             w["end"] = t
         else:
-            w = {"start": t, "end": t, "classes": Counter()}
+            w = {"start": t, "end": t, "failed_by": t, "classes": Counter()}
             windows.append(w)
+        # when the last of them came back: a request cut after seconds in flight failed then
+        w["failed_by"] = max(w["failed_by"], t + (r.latency or 0.0))
         w["classes"][r.cls if not r.elb_error else f"{r.cls} ({r.elb_error})"] += 1
     return windows
 
@@ -46,16 +48,21 @@ def _events_near(report: Report, start: float, end: float, slack: float = 2.0) -
             out.append((t, "controller " + " ".join(what.split())))
     for e in report.aws_events:
         t = e["ts"] - report.t0
-        if e.get("kind") in ("target_state", "routing", "registered", "deregistered") and \
-                start - slack <= t <= end + slack:
+        if e.get("kind") in ("target_state", "routing", "registered", "deregistered",
+                             "target_group_deleted") and start - slack <= t <= end + slack:
             if e["kind"] == "target_state":
                 what = f"target {e.get('target_id')}:{e.get('port')} {e.get('from')}->{e.get('to')}"
             elif e["kind"] == "routing":
                 what = f"routing set now {len(e.get('targets') or [])} targets"
+            elif e["kind"] == "target_group_deleted":
+                what = (f"aws target group deleted, with {len(e.get('targets') or [])} "
+                        "targets")
             else:
                 what = f"aws {e['kind']} {e.get('target_id', '')}".rstrip()
             out.append((t, what))
-    return [f"{t:8.2f}s  {what}" for t, what in sorted(out)[:12]]
+    # at most 12 lines, a deleted target group always among them (it explains its errors)
+    keep = sorted(sorted(out, key=lambda x: "target group deleted" not in x[1])[:12])
+    return [f"{t:8.2f}s  {what}" for t, what in keep]
 
 
 def render(report: Report) -> Group:
@@ -79,7 +86,7 @@ def render(report: Report) -> Group:
         classes = ", ".join(f"{k}:{v}" for k, v in w["classes"].most_common())
         parts.append(Text(f"Errors {w['start']:.2f}s .. {w['end']:.2f}s: {classes}",
                           style="red"))
-        for line in _events_near(report, w["start"], w["end"]):
+        for line in _events_near(report, w["start"], w["failed_by"]):
             parts.append(Text("    " + line))
     if report.rollout_stalled is not None or report.rollout_seconds is not None:
         dur = "" if report.rollout_seconds is None else f" in {report.rollout_seconds:.1f}s"

@@ -92,6 +92,9 @@ def build_lanes(pod_events: list[dict[str, Any]], aws_events: list[dict[str, Any
             by_target[key].append((t, None if state in (None, "gone", "removed") else state))
         elif kind == "routing":
             lanes.routing.append((t, len(ev.get("targets") or [])))
+        elif kind == "target_group_deleted":  # its targets end with it, whatever their state
+            for key in ev.get("targets") or []:
+                by_target[str(key)].append((t, None))
         elif kind == "deregistered":
             pass  # the target_state event to draining says the same, with a reason
     for tgt, ch in by_target.items():

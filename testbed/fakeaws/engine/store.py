@@ -181,7 +181,10 @@ class TargetStore:
         new = {s.arn: s for s in specs}
         for arn in list(self.groups):
             if arn not in new:
-                for t in list(self.targets.get(arn, {}).values()):
+                targets = list(self.targets.get(arn, {}).values())
+                self.events.emit("target_group_deleted", tg_arn=arn,
+                                 targets=[t.addr for t in targets])
+                for t in targets:
                     # in-flight requests end with the group (aws-load-balancer-controller
                     # #3739: 503s right after "deleted targetGroup"; docs/fakeaws.md)
                     self._abort(t, "target_group_deleted")

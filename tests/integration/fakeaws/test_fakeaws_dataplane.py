@@ -324,6 +324,8 @@ def test_503_when_target_group_deleted_mid_request(fakeaws, make_alb, targets, h
     assert ev[-1]["reason"] == "target_group_deleted" and ev[-1]["status"] == 503, ev
     assert ev[-1]["target"] == srv.addr and ev[-1]["tg_arn"] == alb.tg_arn
     assert ev[-1]["path"] == "/slow?s=5"
+    (deleted,) = fakeaws.events(seq, "target_group_deleted")
+    assert deleted["tg_arn"] == alb.tg_arn and deleted["targets"] == [srv.addr]
 
 
 def test_target_group_deletion_spares_finished_and_other_groups_requests(

@@ -201,3 +201,31 @@ def test_passing_verdict_printed(name: str) -> None:
     rep = build_report(_records(), expect=sc.expect, rollout_stalled=sc.expect.rollout_stalls,
                        name=name)
     assert "PASS" in render_text(rep)
+
+
+def test_deleted_target_group_ends_its_targets_and_explains_its_cut_requests() -> None:
+    """ingress-swap-backend: requests sent at 5 s, cut when the group is deleted at 9 s. The
+    window lists the deletion (when they failed, not when they were sent), and the targets'
+    lanes end there instead of draining on to the end of the run."""
+    recs = _records(n=400)
+    cut = [Record(seq=1000 + i, intended=T0 + 5 + i * 0.05, started=T0 + 5 + i * 0.05,
+                  latency=4.0 - i * 0.05, status=503, cls="503",
+                  elb_error="target_group_deleted") for i in range(10)]
+    aws = [
+        {"seq": 1, "ts": T0 + 1, "kind": "target_state", "tg_arn": "old",
+         "target_id": "10.0.0.1", "port": 8080, "from": None, "to": "healthy", "reason": None},
+        {"seq": 2, "ts": T0 + 8.5, "kind": "target_state", "tg_arn": "old",
+         "target_id": "10.0.0.1", "port": 8080, "from": "healthy", "to": "draining",
+         "reason": "Target.DeregistrationInProgress"},
+        *[{"seq": 10 + i, "ts": T0 + 8.6, "kind": "routing", "tg_arn": "new",
+           "targets": []} for i in range(14)],  # more lines than a window prints
+        {"seq": 40, "ts": T0 + 9.0, "kind": "target_group_deleted", "tg_arn": "old",
+         "targets": ["10.0.0.1:8080"]},
+    ]
+    rep = build_report(recs + cut, aws, name="t")
+    (win,) = error_windows(rep)
+    assert round(win["failed_by"], 3) == 9.0
+    assert "aws target group deleted, with 1 targets" in render_text(rep, width=200)
+    lanes = build_lanes([], aws, [], T0, T0 + 20)
+    assert [(s.state, s.start, s.end) for s in lanes.targets] == [("healthy", 1.0, 8.5),
+                                                                  ("draining", 8.5, 9.0)]
