@@ -61,6 +61,10 @@ class WorkQueue:
         self._dirty: set[Hashable] = set()
         self._processing: set[Hashable] = set()
         self._delayed: list[tuple[float, int, Hashable]] = []
+        # One waiting entry per key, the earliest (client-go's delaying queue, and
+        # controller-runtime's priority queue since ALBC v3.2.0): a key re-added later while
+        # it waits keeps its time. Heap entries whose time is not the key's are stale.
+        self._waiting: dict[Hashable, float] = {}
         self._seq = itertools.count()
         self._shutdown = False
 
@@ -88,7 +92,11 @@ class WorkQueue:
         with self._cond:
             if self._shutdown:
                 return
-            heapq.heappush(self._delayed, (self.clock() + delay, next(self._seq), key))
+            due = self.clock() + delay
+            if self._waiting.get(key, due + 1) <= due:
+                return
+            self._waiting[key] = due
+            heapq.heappush(self._delayed, (due, next(self._seq), key))
             self._cond.notify_all()
 
     def add_rate_limited(self, key: Hashable) -> float:
@@ -106,8 +114,10 @@ class WorkQueue:
         """Move due delayed keys into the queue; return seconds until the next one."""
         now = self.clock()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
-            self._add_locked(key)
+            due, _, key = heapq.heappop(self._delayed)
+            if self._waiting.get(key) == due:
+                del self._waiting[key]
+                self._add_locked(key)
         return (self._delayed[0][0] - now) if self._delayed else None
 
     def get(self, timeout: float | None = None) -> Hashable | None:
@@ -147,7 +157,7 @@ class WorkQueue:
     def pending_delayed(self) -> list[tuple[float, Hashable]]:
         """(due time, key) of delayed adds; for tests and debugging."""
         with self._cond:
-            return [(t, k) for t, _, k in sorted(self._delayed)]
+            return sorted((t, k) for k, t in self._waiting.items())
 
 
 class QueueWorkers:

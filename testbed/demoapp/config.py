@@ -45,7 +45,7 @@ class DemoBehaviour(Declared):
         0.0, description="`/ready` answers 503 from this many seconds after listening on "
         "(0: never), as if a dependency went away (#3711).")
     latency_ms: Annotated[Num, Field(ge=0, le=600000)] = Field(
-        0.0, description="Added latency of `GET /` (and of any other path the app answers "
+        0.0, description="Added latency of `GET /` (and of `/api` and below, which answer "
         "as `/`).")
     health_code: Annotated[Int, Field(ge=100, le=599)] = Field(
         200, description="Status of `/healthz` (the default health check path); e.g. 500 "

@@ -119,8 +119,10 @@ class DemoApp:
         app.router.add_post("/admin/ready", self.admin_ready)
         app.router.add_post("/admin/health", self.admin_health)
         app.router.add_get("/admin/state", self.admin_state)
-        # every other path answers as / does, so Ingress path rules have something to aim at
-        app.router.add_get("/{path:.*}", self.root)
+        # /api and below answer as / does, so Ingress path rules have a second path to aim
+        # at; any other path stays 404 (scenarios rely on a health check path it lacks)
+        app.router.add_get("/api", self.root)
+        app.router.add_get("/api/{path:.*}", self.root)
         return app
 
     # ---- lifecycle ----------------------------------------------------------------------

@@ -244,6 +244,26 @@ def test_add_after_delivers_later() -> None:
     assert q.get(1.0) == "x"
 
 
+def test_add_after_keeps_one_waiting_entry_per_key_the_earliest() -> None:
+    """client-go's delaying queue (and controller-runtime's priority queue, ALBC v3.2.0+):
+    four requeues of one key make one wait, not four timers that each re-run it."""
+    now = [100.0]
+    q = WorkQueue(clock=lambda: now[0])
+    q.add_after("k", 15)
+    q.add_after("k", 20)  # later: the 15 s entry stays
+    q.add_after("j", 5)
+    assert q.pending_delayed() == [(105.0, "j"), (115.0, "k")]
+    q.add_after("k", 2)  # earlier: it wins
+    assert q.pending_delayed() == [(102.0, "k"), (105.0, "j")]
+    now[0] = 116.0
+    assert q.get(0) == "k"
+    assert q.get(0) == "j"
+    q.done("k")
+    q.done("j")
+    assert q.get(0) is None  # the superseded 115 s entry does not run "k" again
+    assert q.pending_delayed() == []
+
+
 def test_workers_converge_a_gated_pod_end_to_end() -> None:
     """Threads, events and the fixed requeue together: registration, then the gate goes True
     once the fake ELB reports healthy, all without a manual kick."""

@@ -34,14 +34,18 @@ def test_root_reports_pod_and_version() -> None:
     _with_client(DemoConfig(pod="p-1", version="v7"), body)
 
 
-def test_any_other_path_answers_as_root_but_named_ones_keep_theirs() -> None:
-    """Ingress path rules (/api, /shop/x) route to the app; /ready stays the probe."""
+def test_api_paths_answer_as_root_other_paths_stay_404() -> None:
+    """Ingress path rules can route /api to the app; a path it lacks (the wrong health check
+    path of e2e's wrong-health-path) stays 404; /ready stays the probe."""
     async def body(demo: DemoApp, c: TestClient) -> None:
-        r = await c.get("/api/items?x=1")
-        assert r.status == 200 and await r.json() == {"pod": "p-2", "version": "v1"}
+        for path in ("/api", "/api/items?x=1"):
+            r = await c.get(path)
+            assert r.status == 200 and await r.json() == {"pod": "p-2", "version": "v1"}
+        assert (await c.get("/health")).status == 404
+        assert (await c.get("/apix")).status == 404
         await c.post("/admin/ready?value=false")
         assert (await c.get("/ready")).status == 503
-        assert demo.served == 1
+        assert demo.served == 2
     _with_client(DemoConfig(pod="p-2", version="v1"), body)
 
 
