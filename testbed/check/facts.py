@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from testbed.scenario.plan import GATE_INJECT_LABEL
+from testbed.workload.ingress import routes
 from testbed.workload.manifests import WorkloadError, describe, load_manifests
 from testbed.workload.select import select_target
 
@@ -218,22 +219,13 @@ def _attributes(annotations: dict[str, Any], key: str) -> dict[str, str]:
     return out
 
 
-def _backends(ingress: dict[str, Any]) -> set[str]:
-    spec = ingress.get("spec") or {}
-    names = {((spec.get("defaultBackend") or {}).get("service") or {}).get("name")}
-    for rule in spec.get("rules") or []:
-        for path in ((rule or {}).get("http") or {}).get("paths") or []:
-            names.add(((path.get("backend") or {}).get("service") or {}).get("name"))
-    return {n for n in names if n}
-
-
 def _annotated_seconds(docs: list[dict[str, Any]], service: dict[str, Any]
                        ) -> dict[str, tuple[float, str]]:
     """deregistration delay / idle timeout from controller annotations: the Service's own
     target-group-attributes win over its Ingress's (the controller's precedence for
     target group annotations)."""
     svc_name = service["metadata"]["name"]
-    ingresses = [d for d in docs if d["kind"] == "Ingress" and svc_name in _backends(d)]
+    ingresses = [d for d in docs if d["kind"] == "Ingress" and routes(d, svc_name)]
     found: dict[str, tuple[float, str]] = {}
     holders = [*ingresses, service]  # later wins
     for holder in holders:

@@ -44,8 +44,9 @@ def _services(ing: dict[str, Any], backend: dict[str, Any]) -> set[str]:
     return {str(name)}
 
 
-def _routes(ing: dict[str, Any], service: str) -> list[str | None]:
-    """The hosts under which the Ingress routes to `service` (None: any host)."""
+def routes(ing: dict[str, Any], service: str) -> list[str | None]:
+    """The hosts under which the Ingress routes to `service` (None: any host); empty when it
+    does not route to it."""
     spec = ing.get("spec") or {}
     out: list[str | None] = []
     if service in _services(ing, spec.get("defaultBackend") or {}):
@@ -68,12 +69,12 @@ def check_ingresses(docs: list[dict[str, Any]], target: Target, load_host: str |
             problems.append(f"{describe(ing)}: target-type {ann[ANNOTATION + 'target-type']!r}:"
                             " the testbed registers pod IPs only; set "
                             f"{ANNOTATION}target-type: ip")
-    routes = {describe(ing): _routes(ing, target.service_name) for ing in ings}
-    if ings and not any(routes.values()):
+    found = {describe(ing): routes(ing, target.service_name) for ing in ings}
+    if ings and not any(found.values()):
         problems.append(f"no Ingress routes to Service/{target.service_name}, the one the run "
-                        f"loads and rolls ({', '.join(routes)}); point a rule at it or set "
+                        f"loads and rolls ({', '.join(found)}); point a rule at it or set "
                         "workload.service")
-    hosts = [h for found in routes.values() for h in found]
+    hosts = [h for hs in found.values() for h in hs]
     if hosts and None not in hosts:
         named = ", ".join(sorted({str(h) for h in hosts}))
         if load_host is None:

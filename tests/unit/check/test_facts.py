@@ -145,6 +145,21 @@ def test_without_settings_the_aws_side_is_assumed(make_docs: Docs) -> None:
     assert f.keep_alive_timeout_seconds is None and f.drain_seconds == 0
 
 
+def test_an_ingress_routing_through_a_forward_action_gives_its_settings(make_docs: Docs
+                                                                          ) -> None:
+    """A weighted forward action (actions.<name> with serviceName) routes to the Service as
+    much as a plain backend does (testbed.workload.ingress.routes, shared with the run)."""
+    a = "alb.ingress.kubernetes.io/"
+    docs = make_docs(ingress_annotations={
+        a + "target-group-attributes": "deregistration_delay.timeout_seconds=12",
+        a + "actions.split": '{"type": "forward", "forwardConfig": {"targetGroups": ['
+                             '{"serviceName": "web", "servicePort": "80", "weight": 100}]}}'})
+    ing = docs[-1]
+    ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] = {
+        "name": "split", "port": {"name": "use-annotation"}}
+    assert facts_from_manifests(docs).deregistration_delay_seconds == 12.0
+
+
 def test_controller_annotations_give_the_aws_side(make_docs: Docs) -> None:
     tg = "alb.ingress.kubernetes.io/target-group-attributes"
     lb = "alb.ingress.kubernetes.io/load-balancer-attributes"
