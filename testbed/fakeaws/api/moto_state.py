@@ -240,10 +240,11 @@ def relink_target_groups() -> None:
 def snapshot(overrides: dict[str, dict[str, float]],
              addresses: dict[str, str] | None = None) -> wire.Snapshot:
     """What the engine's /sync reconciles against (`addresses`: load balancer ARN -> its
-    own listener address, with listener_addresses per-load-balancer)."""
+    own listener address, with listener_addresses per-load-balancer). Relinks the target
+    groups first: a group is in use when a load balancer routes to it."""
+    relink_target_groups()
     groups: list[wire.TargetGroup] = []
     listeners: list[wire.Listener] = []
-    used: set[str] = set()
     for be in backends():
         for lb in list(be.load_balancers.values()):
             idle = float(lb.attrs.get("idle_timeout.timeout_seconds", 60) or 60)
@@ -251,9 +252,6 @@ def snapshot(overrides: dict[str, dict[str, float]],
             keep_alive = _number(lb.attrs.get("client_keep_alive.seconds"), 3600.0)
             for lst in list(lb.listeners.values()):
                 rules = list(getattr(lst, "_non_default_rules", {}).values())
-                for act in list(lst.default_actions) + [
-                        a for rule in rules for a in getattr(rule, "actions", [])]:
-                    used.update(arn for arn, _ in _forwards(act))
                 default = _action(list(lst.default_actions))
                 if default is not None and (lst.protocol or "HTTP") == "HTTP":
                     wire_rules = [r for r in map(_rule, rules) if r is not None]
@@ -285,7 +283,7 @@ def snapshot(overrides: dict[str, dict[str, float]],
                                                         300)),
                 "slow_start": float(attrs.get("slow_start.duration_seconds", 0)),
                 "algorithm": str(attrs.get("load_balancing.algorithm.type", "round_robin")),
-                "in_use": tg.arn in used,
+                "in_use": bool(tg.load_balancer_arns),
                 "stickiness": _stickiness(attrs),
             })
     return {"target_groups": groups, "listeners": listeners}
