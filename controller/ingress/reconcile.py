@@ -290,11 +290,13 @@ class GroupReconciler:
                 IngressGroup(group.id, tuple(group.models)), self._services(group), self.options
             )
         except IngressModelError as e:
-            # nothing deployed; a change of an Ingress, Service or IngressClass brings the
-            # group back (upstream also retries with backoff; a config error does not heal)
+            # nothing deployed; retried through the rate limiter, as upstream returns the error
+            # to controller-runtime (v3.5.0 controllers/ingress/group_controller.go
+            # buildAndDeployModel, "build_model_error"), so a failure that no watch event
+            # undoes still heals
             log.warning("model build failed", group=gkey, reason=e.reason, error=e.message)
             self._events(group.members, "Warning", REASON_FAILED_BUILD_MODEL, e.event_message)
-            return Result(reason="build failed")
+            return Result(requeue=True, reason="build failed")
         try:
             res = self.deployer.deploy(model, delete_stale=False)
             pending = self._sync_bindings(group.id, model, res)

@@ -287,8 +287,32 @@ def deploy(r: Run) -> None:
     with step(f"{r.sc.name}: controller has {made}seen the TargetGroupBinding"):
         if not _holds(r, finalized, timeout=60 if r.sc.ingress is None else 120):
             raise StepFailed(f"the controller did not {made}pick up the TargetGroupBinding "
-                             f"in time; its logs:\n{r.stack.controller.logs(50)}")
+                             f"in time\n{_controller_view(r)}")
     apply(r.stack.api, [d for d in docs if d["kind"] in plan.POD_MAKERS])
+
+
+def _controller_view(r: Run) -> str:
+    """What the controller said about this run: the events in its namespace (an Ingress's
+    FailedDeployModel carries what AWS answered) and its log lines naming the namespace."""
+    lines = []
+    try:
+        events = client.CoreV1Api(r.stack.api).list_namespaced_event(r.ns).items
+    except client.ApiException as exc:
+        lines.append(f"events unavailable ({exc.reason})")
+        events = []
+    for ev in events[-15:]:
+        obj = ev.involved_object
+        lines.append(f"event {obj.kind}/{obj.name}: {ev.type} {ev.reason}: {ev.message}")
+    try:
+        text = r.stack.controller.logs(tail=None,
+                                       since_seconds=int(time.time() - r.started) + 5)
+    except client.ApiException as exc:
+        text = f"<controller logs unavailable: {exc.reason}>"
+    mine = [line for line in text.splitlines() if r.ns in line]
+    lines += ["controller log lines about " + r.ns + ":", *mine[-30:]] if mine else \
+        ["no controller log line names " + r.ns + "; its last lines:",
+         *text.splitlines()[-20:]]
+    return "\n".join(lines)
 
 
 def _tg_arns(r: Run) -> list[str]:

@@ -241,6 +241,7 @@ class FakeAwsApp:
     def sync(self) -> list[dict[str, Any]]:
         """Push moto's state to the engine -> the listeners it could not listen on."""
         with self.lock:
+            moto_state.relink_target_groups()
             snap = moto_state.snapshot(self.overrides, self.addresses)
             code, answer = self.engine.call("POST", "/sync", snap)
             if code != 200:

@@ -214,6 +214,29 @@ def _stickiness(attrs: dict[str, Any]) -> wire.Stickiness | None:
             "cookie_name": str(attrs.get("stickiness.app_cookie.cookie_name", ""))}
 
 
+def relink_target_groups() -> None:
+    """Set each target group's load balancers (DescribeTargetGroups `LoadBalancerArns`, and
+    the `LoadBalancerArn` filter) from what routes to it now: every listener's default actions
+    and every rule's actions. moto appends a load balancer only on CreateListener/CreateRule and
+    never drops one, so after ModifyRule/ModifyListener (a rule moved to a new group, as an
+    Ingress controller does) the new group showed none, and after DeleteRule/DeleteListener the
+    old one kept it. AWS: "the load balancers that route traffic to this target group"
+    (API_TargetGroup)."""
+    for be in backends():
+        routed: dict[str, list[str]] = {}
+        for lb in list(be.load_balancers.values()):
+            for lst in list(lb.listeners.values()):
+                rules = list(getattr(lst, "_non_default_rules", {}).values())
+                for act in list(lst.default_actions) + [
+                        a for rule in rules for a in getattr(rule, "actions", [])]:
+                    for arn, _ in _forwards(act):
+                        lbs = routed.setdefault(arn, [])
+                        if lb.arn not in lbs:
+                            lbs.append(lb.arn)
+        for tg in list(be.target_groups.values()):
+            tg.load_balancer_arns = routed.get(tg.arn, [])
+
+
 def snapshot(overrides: dict[str, dict[str, float]],
              addresses: dict[str, str] | None = None) -> wire.Snapshot:
     """What the engine's /sync reconciles against (`addresses`: load balancer ARN -> its

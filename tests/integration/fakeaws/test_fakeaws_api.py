@@ -74,6 +74,39 @@ def test_boto3_flow_keys_by_id_and_port(make_alb, targets):
     assert res["HealthCheckPort"] == "8080"
 
 
+def test_target_group_load_balancers_follow_the_rules_that_route_to_it(make_alb):
+    """DescribeTargetGroups LoadBalancerArns (and its LoadBalancerArn filter) say which load
+    balancers route to the group now: a rule moved to another group (ModifyRule, as an
+    Ingress controller does when a Service appears) moves it; a rule deleted drops it. moto
+    alone kept both wrong, and a run that looked up its ALB from its group waited for ever."""
+    alb = make_alb()
+    elbv2 = alb.elbv2
+    other = elbv2.create_target_group(Name=f"other-{alb.tg_arn[-6:]}", Protocol="HTTP",
+                                      Port=80, VpcId=alb.vpc_id, TargetType="ip")
+    other_arn = other["TargetGroups"][0]["TargetGroupArn"]
+
+    def lbs(arn):
+        return elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0][
+            "LoadBalancerArns"]
+
+    rule = elbv2.create_rule(ListenerArn=alb.listener_arn, Priority=1, Conditions=[
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}], Actions=[
+        {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}])
+    rule_arn = rule["Rules"][0]["RuleArn"]
+    assert lbs(other_arn) == []
+    elbv2.modify_rule(RuleArn=rule_arn, Actions=[{"Type": "forward",
+                                                  "TargetGroupArn": other_arn}])
+    assert lbs(other_arn) == [alb.lb_arn]
+    by_lb = elbv2.describe_target_groups(LoadBalancerArn=alb.lb_arn)["TargetGroups"]
+    assert {g["TargetGroupArn"] for g in by_lb} == {alb.tg_arn, other_arn}
+    # the listener's default action moves too: the first group is routed to by nothing
+    elbv2.modify_listener(ListenerArn=alb.listener_arn, DefaultActions=[
+        {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}])
+    assert lbs(alb.tg_arn) == []
+    elbv2.delete_rule(RuleArn=rule_arn)
+    assert lbs(other_arn) == []
+
+
 def _code(call) -> str:
     with pytest.raises(ClientError) as exc:
         call()
