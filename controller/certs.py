@@ -117,9 +117,14 @@ def render_manifests(
     service: str,
     failure_policy: str = "Ignore",
     secret_name: str = "alb-controller-webhook-tls",
+    tgb_failure_policy: str = "Fail",
 ) -> dict[str, dict[str, Any]]:
-    """Secret + MutatingWebhookConfiguration + ValidatingWebhookConfiguration (file name -> doc)."""
-    if failure_policy not in ("Ignore", "Fail"):
+    """Secret + MutatingWebhookConfiguration + ValidatingWebhookConfiguration (file name -> doc).
+
+    failure_policy is the pod mutator's (ALBC helm podMutatorWebhookConfig.failurePolicy,
+    Ignore since v2.12.0, PRs #4062/#4063); the TargetGroupBinding webhooks are Fail in every
+    ALBC release (helm templates/webhook.yaml)."""
+    if failure_policy not in ("Ignore", "Fail") or tgb_failure_policy not in ("Ignore", "Fail"):
         raise ValueError("failure policy must be Ignore or Fail")
 
     def client_config(path: str) -> dict[str, Any]:
@@ -187,7 +192,7 @@ def render_manifests(
                 "name": "vtargetgroupbinding.elbv2.k8s.aws",
                 "admissionReviewVersions": ["v1"],
                 "clientConfig": client_config(VALIDATE_TGB_PATH),
-                "failurePolicy": failure_policy,
+                "failurePolicy": tgb_failure_policy,
                 "sideEffects": "None",
                 "timeoutSeconds": 10,
                 "rules": [

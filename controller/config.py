@@ -17,6 +17,9 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
+from controller import presets
+from controller.presets import LATEST
+
 # Domains that belong to real AWS service endpoints (commercial, China, GovCloud, dual-stack).
 AWS_PUBLIC_SUFFIXES: tuple[str, ...] = (
     "amazonaws.com",
@@ -42,19 +45,44 @@ class Flag:
     # Seconds as a plain number (this controller's historical form) or a Go duration such as
     # "16m40s" (the form ALBC's pflag DurationVar flags take), so ALBC values paste in unchanged.
     duration: bool = False
+    # Set by --behave-like (controller/presets.py) unless given: a bool reads "--name" / "--off".
+    preset: bool = False
+    off: str = ""
+    choices: tuple[str, ...] = ()
 
     @property
     def option(self) -> str:
         return "--" + self.name
 
     @property
+    def options(self) -> str:
+        """The declaration typer takes: "--x" or, for a two-way switch, "--x/--y"."""
+        return f"--{self.name}/--{self.off}" if self.off else self.option
+
+    @property
     def envvar(self) -> str:
         return ENV_PREFIX + self.name.upper().replace("-", "_")
 
 
-def flag(name: str, help: str, *, inverted: bool = False, duration: bool = False) -> dict[str, Any]:
+def flag(
+    name: str,
+    help: str,
+    *,
+    inverted: bool = False,
+    duration: bool = False,
+    off: str = "",
+    choices: tuple[str, ...] = (),
+    preset: bool = False,
+) -> dict[str, Any]:
     """Field metadata that makes a Config field the switch `--<name>` / `ALBC_<NAME>`."""
-    return {_FLAG_KEY: Flag(name, help, inverted, duration)}
+    return {_FLAG_KEY: Flag(name, help, inverted, duration, preset, off, choices)}
+
+
+def behaviour(
+    name: str, help: str, *, off: str = "", choices: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A switch whose value comes from the --behave-like release unless given."""
+    return flag(name, help, off=off, choices=choices, preset=True)
 
 
 @dataclass
@@ -76,29 +104,133 @@ class Config:
         default=None,
         metadata=flag("kubeconfig", "Run out of cluster with this kubeconfig (else in-cluster)."),
     )
-    # Historical-behaviour switches (docs/controller.md says which release changed each).
-    no_pod_watch: bool = field(
-        default=False,
-        metadata=flag("no-pod-watch", "Before ALBC v3.4: gated pod changes trigger no reconcile."),
+    # Release behaviour (docs/controller.md "Behave like a release"): the defaults here are the
+    # latest preset's, and a unit test keeps them equal.
+    behave_like: str = field(
+        default=LATEST,
+        metadata=flag(
+            "behave-like",
+            "Upstream ALBC release (vX.Y.Z) whose behaviour the switches marked 'preset' take;"
+            " a preset switch given explicitly wins.",
+        ),
+    )
+    pod_watch: bool = field(
+        default=True,
+        metadata=behaviour(
+            "pod-watch", "Gated pod changes reconcile their bindings (v3.4.0+).", off="no-pod-watch"
+        ),
     )
     backoff_requeue: bool = field(
         default=False,
-        metadata=flag(
+        metadata=behaviour(
             "backoff-requeue",
-            "Before ALBC v2.10: a pending gate past `initial` requeues through the exponential"
-            " backoff, not the fixed period.",
+            "A pending gate past `initial`, or a potential-ready pod, requeues through the"
+            " exponential backoff, not the fixed period (before v2.9.1).",
+            off="fixed-requeue",
         ),
     )
-    legacy_endpoints: bool = field(
+    rate_limit_bucket: bool = field(
         default=False,
-        metadata=flag("legacy-endpoints", "Read core/v1 Endpoints instead of EndpointSlices."),
+        metadata=behaviour(
+            "rate-limit-bucket",
+            "Rate-limited requeues also wait for a shared 10 qps / burst 100 bucket"
+            " (controller-runtime's default limiter, v2.2.0).",
+            off="no-rate-limit-bucket",
+        ),
+    )
+    missing_pod: str = field(
+        default="skip",
+        metadata=behaviour(
+            "missing-pod",
+            "An endpoint whose pod is not in the cache: error (fails the reconcile if ready,"
+            " v2.2), skip, or poll (skip and requeue, v2.6.0-v3.2.0).",
+            choices=("error", "skip", "poll"),
+        ),
+    )
+    potential_ready: bool = field(
+        default=False,
+        metadata=behaviour(
+            "potential-ready",
+            "A gated pod not yet ContainersReady keeps the binding polling (before v3.4.0).",
+            off="no-potential-ready",
+        ),
+    )
+    not_ready_needs_gate: bool = field(
+        default=False,
+        metadata=behaviour(
+            "not-ready-needs-gate",
+            "A not-ready endpoint is registered only if its pod has this binding's gate and"
+            " is ContainersReady, on any node (v2.2).",
+            off="not-ready-without-gate",
+        ),
+    )
+    ready_nil_is_ready: bool = field(
+        default=True,
+        metadata=behaviour(
+            "ready-nil-is-ready",
+            "An EndpointSlice endpoint without `ready` counts as ready (v2.9.1+).",
+            off="ready-nil-is-not-ready",
+        ),
+    )
+    checkpoint: str = field(
+        default="gate-flip",
+        metadata=behaviour(
+            "checkpoint",
+            "Skip a reconcile whose checkpoint is unchanged: off (before v2.9.1),"
+            " potential-ready (unless a pod may turn ready, v2.9.1-v3.2.0) or gate-flip (unless"
+            " a gate still needs flipping, v3.4.0+).",
+            choices=("off", "potential-ready", "gate-flip"),
+        ),
+    )
+    deferred_reconcile: str = field(
+        default="sync-period",
+        metadata=behaviour(
+            "deferred-reconcile",
+            "Full reconcile some time after a skipped one: off, stale-checkpoint (only if the"
+            " checkpoint is older than the sync period, v2.9.1-v2.12) or sync-period (once per"
+            " binding per sync period and after every start, v2.14.0+).",
+            choices=("off", "stale-checkpoint", "sync-period"),
+        ),
     )
     fail_open: bool = field(
         default=True,
-        metadata=flag(
-            "disable-endpoints-fail-open",
-            "Turn off the EndpointsFailOpen feature gate.",
-            inverted=True,
+        metadata=behaviour(
+            "endpoints-fail-open",
+            "EndpointsFailOpen: with no ready endpoint, use those on nodes whose Ready is"
+            " Unknown (v2.5.0+).",
+            off="disable-endpoints-fail-open",
+        ),
+    )
+    gates_true_on_delete: bool = field(
+        default=True,
+        metadata=behaviour(
+            "gates-true-on-delete",
+            "A deleted binding (or missing Service) forces its pods' gates True (v2.4.1+).",
+            off="no-gates-true-on-delete",
+        ),
+    )
+    endpoint_slices: bool = field(
+        default=True,
+        metadata=behaviour(
+            "enable-endpoint-slices",
+            "Read EndpointSlices (v2.14.0+ default); off: core/v1 Endpoints.",
+            off="legacy-endpoints",
+        ),
+    )
+    address_type_filter: bool = field(
+        default=True,
+        metadata=behaviour(
+            "address-type-filter",
+            "Only EndpointSlices of the binding's address type (v3.4.1+).",
+            off="no-address-type-filter",
+        ),
+    )
+    unhealthy_draining: bool = field(
+        default=True,
+        metadata=behaviour(
+            "unhealthy-draining",
+            "Targets in unhealthy.draining are set aside like draining ones (v2.7.0+).",
+            off="no-unhealthy-draining",
         ),
     )
     requeue_seconds: float = field(
@@ -135,6 +267,36 @@ class Config:
             "target-health-cache-ttl",
             "How long a target group's health listing is cached (0: always a full"
             " DescribeTargetHealth).",
+            duration=True,
+        ),
+    )
+    # ALBC hard-codes these (controllers/elbv2/targetgroupbinding_deferred_reconciler.go
+    # defaultDelayedReconcileTime 30 min, defaultMaxJitter 15 min); flags here so tests and
+    # scenarios can see a deferred reconcile in seconds.
+    deferred_delay_seconds: float = field(
+        default=1800.0,
+        metadata=flag(
+            "deferred-reconcile-delay",
+            "Delay of the deferred full reconcile after a skipped one.",
+            duration=True,
+        ),
+    )
+    deferred_jitter_seconds: float = field(
+        default=900.0,
+        metadata=flag(
+            "deferred-reconcile-jitter",
+            "Random extra delay (0 to this) of the deferred full reconcile.",
+            duration=True,
+        ),
+    )
+    # Not an ALBC setting: the race of #3299 (an EndpointSlice event before the pod reaches the
+    # controller's pod cache) made wide enough to happen on every new pod.
+    pod_cache_delay_seconds: float = field(
+        default=0.0,
+        metadata=flag(
+            "pod-cache-delay",
+            "Hold every pod event this long before it reaches the controller's pod cache"
+            " (testing: widens the race of ALBC #3299).",
             duration=True,
         ),
     )
@@ -218,14 +380,41 @@ class Config:
     backoff_base_seconds: float = 0.005
     pod_name: str = ""
 
+    def __post_init__(self) -> None:
+        presets.modelled(self.behave_like)  # raises ValueError for an unknown release
+        for f, fl in flags():
+            value = getattr(self, f.name)
+            if fl.choices and value not in fl.choices:
+                raise ValueError(
+                    f"{fl.option} {value!r}: expected one of {', '.join(fl.choices)}"
+                )
+
     @classmethod
     def from_flags(cls, values: Mapping[str, Any], **others: Any) -> Config:
         """Config from command-line values keyed by field name, as given on the command line
-        (an inverted flag's value is whether the flag was given)."""
-        kw: dict[str, Any] = {
-            f.name: (not values[f.name]) if fl.inverted else values[f.name] for f, fl in flags()
-        }
+        (an inverted flag's value is whether the flag was given; a preset switch not given is
+        None and takes the --behave-like release's value)."""
+        release = presets.settings(values.get("behave_like") or LATEST)
+        kw: dict[str, Any] = {}
+        for f, fl in flags():
+            value = values[f.name]
+            if fl.inverted:
+                value = not value
+            elif fl.preset and value is None:
+                value = release[f.name]
+            kw[f.name] = value
         return cls(**kw, **others)
+
+    @classmethod
+    def behaving_like(cls, version: str, **others: Any) -> Config:
+        """A Config with every preset switch as `version` had it (others as given)."""
+        return cls(**{"behave_like": version, **presets_of(version), **others})
+
+
+def presets_of(version: str) -> dict[str, Any]:
+    """The Config fields --behave-like sets, as `version` had them."""
+    release = presets.settings(version)
+    return {f.name: release[f.name] for f, fl in flags() if fl.preset}
 
 
 def flag_of(f: Field[Any]) -> Flag | None:
@@ -239,9 +428,12 @@ def flags() -> list[tuple[Field[Any], Flag]]:
 
 
 def cli_default(f: Field[Any], fl: Flag) -> Any:
-    """The value the command line starts from (MISSING: the flag is required)."""
+    """The value the command line starts from (MISSING: the flag is required; None: a preset
+    switch, filled from --behave-like)."""
     if f.default is MISSING:
         return MISSING
+    if fl.preset:
+        return None
     return (not f.default) if fl.inverted else f.default
 
 
@@ -287,7 +479,7 @@ def markdown_table() -> str:
     """The switch table of docs/controller.md (a unit test keeps the two equal)."""
     rows = ["| flag | env | default | effect |", "|---|---|---|---|"]
     for f, fl in flags():
-        default = cli_default(f, fl)
+        default = f.default if fl.preset else cli_default(f, fl)
         if default is MISSING:
             shown = "required"
         elif fl.duration:
@@ -298,13 +490,20 @@ def markdown_table() -> str:
             shown = ""
         else:
             shown = str(default)
+        if fl.preset:
+            shown = f"preset ({LATEST}: {shown})"
         if isinstance(default, bool):
             arg = ""
         elif fl.duration:
             arg = " DURATION"
+        elif fl.choices:
+            arg = " " + "|".join(fl.choices)
         else:
             arg = " N" if f.type in (int, "int") else " TEXT"
-        rows.append(f"| `{fl.option}{arg}` | `{fl.envvar}` | {shown} | {fl.help} |")
+        opts = f"`{fl.option}`" + (f" / `--{fl.off}`" if fl.off else "")
+        if arg:
+            opts = f"`{fl.option}{arg}`"
+        rows.append(f"| {opts} | `{fl.envvar}` | {shown} | {fl.help} |")
     return "\n".join(rows) + "\n"
 
 

@@ -39,6 +39,12 @@ def desired_condition(health: dict[str, Any] | None) -> tuple[str, str, str]:
     return status, str(health.get("Reason") or ""), str(health.get("Description") or "")
 
 
+def needs_probe(pod: Obj, cond_type: str, health: dict[str, Any] | None) -> bool:
+    """The pod carries the gate and the target is not healthy yet (ALBC
+    calculateReadinessGateTransition's needFurtherProbe)."""
+    return pod_has_gate(pod, cond_type) and desired_condition(health)[0] != "True"
+
+
 def update_pod_condition(
     kube: Kube,
     pod: Obj,

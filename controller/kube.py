@@ -10,6 +10,7 @@ import builtins
 import contextlib
 import datetime as dt
 import json
+import queue
 import threading
 import time
 import uuid
@@ -193,8 +194,17 @@ class Informer:
     """
 
     def __init__(
-        self, res: Resource, handler: Handler, watch_timeout: int = 300, retry_base: float = 0.5
+        self,
+        res: Resource,
+        handler: Handler,
+        watch_timeout: int = 300,
+        retry_base: float = 0.5,
+        delay: float = 0.0,
     ) -> None:
+        # delay > 0 holds each watch event that long before the cache sees it
+        # (--pod-cache-delay); lists are applied at once, so a relist may overtake held events.
+        self.delay = delay
+        self._held: queue.Queue[tuple[float, str, Obj]] = queue.Queue()
         self.retry_base = retry_base
         self.res = res
         self.store = Store()
@@ -207,6 +217,10 @@ class Informer:
 
     def start(self) -> None:
         threading.Thread(target=self._run, name=f"informer-{self.res.kind}", daemon=True).start()
+        if self.delay > 0:
+            threading.Thread(
+                target=self._release_held, name=f"held-{self.res.kind}", daemon=True
+            ).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -214,6 +228,25 @@ class Informer:
         if resp is not None:  # unblock a read stuck in the watch stream
             with contextlib.suppress(Exception):
                 resp.shutdown() if hasattr(resp, "shutdown") else resp.close()
+
+    def _apply(self, etype: str, obj: Obj) -> None:
+        if etype == "DELETED":
+            ns, name = Store.key_of(obj)
+            old = self.store.delete(ns, name)
+            self._dispatch(old or obj, None)
+        elif etype in ("ADDED", "MODIFIED"):
+            self._dispatch(self.store.put(obj), obj)
+
+    def _release_held(self) -> None:
+        """Apply held watch events in order, each once its delay has passed."""
+        while not self._stop.is_set():
+            try:
+                due, etype, obj = self._held.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                return
+            self._apply(etype, obj)
 
     def _dispatch(self, old: Obj | None, new: Obj | None) -> None:
         try:
@@ -289,13 +322,10 @@ class Informer:
                         rv = str(obj.get("metadata", {}).get("resourceVersion") or rv)
                         if etype == "BOOKMARK":
                             continue
-                        if etype == "DELETED":
-                            ns, name = Store.key_of(obj)
-                            old = self.store.delete(ns, name)
-                            self._dispatch(old or obj, None)
-                        elif etype in ("ADDED", "MODIFIED"):
-                            old = self.store.put(obj)
-                            self._dispatch(old, obj)
+                        if self.delay > 0:
+                            self._held.put((time.monotonic() + self.delay, str(etype), obj))
+                        else:
+                            self._apply(str(etype), obj)
             except ApiException as e:
                 if e.status == 410:
                     self.log.info("watch expired (410 Gone), relisting")
@@ -320,6 +350,7 @@ class KubeCluster:
         legacy_endpoints: bool = False,
         component: str = "targetGroupBinding",
         ingress: bool = False,
+        pod_delay: float = 0.0,
     ) -> None:
         from kubernetes import client
 
@@ -348,7 +379,10 @@ class KubeCluster:
         if ingress:  # only when asked: the informers need ingress RBAC (rbac.yaml)
             resources.append(Resource("ingress", self.networking.list_ingress_for_all_namespaces))
             resources.append(Resource("ingressclass", self.networking.list_ingress_class))
-        self.informers = {r.kind: Informer(r, self._fanout) for r in resources}
+        self.informers = {
+            r.kind: Informer(r, self._fanout, delay=pod_delay if r.kind == "pod" else 0.0)
+            for r in resources
+        }
 
     def add_handler(self, h: Handler) -> None:
         self.handlers.append(h)

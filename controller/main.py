@@ -19,6 +19,7 @@ import typer
 import yaml
 
 from controller import certs as certs_mod
+from controller import presets
 from controller.config import (
     Config,
     RealAWSRefused,
@@ -42,6 +43,15 @@ def _duration(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else parse_duration(str(value))
 
 
+def _choice(choices: tuple[str, ...]) -> Any:
+    def parse(value: Any) -> str:
+        if str(value) not in choices:
+            raise typer.BadParameter(f"{value!r}: expected one of {', '.join(choices)}")
+        return str(value)
+
+    return parse
+
+
 def _run_parameters() -> list[inspect.Parameter]:
     """One typer option per Config switch: name, help, default and env var all come from the
     field's declaration in controller/config.py."""
@@ -49,16 +59,23 @@ def _run_parameters() -> list[inspect.Parameter]:
     params = []
     for f, fl in flags():
         default = cli_default(f, fl)
+        parser = _duration if fl.duration else _choice(fl.choices) if fl.choices else None
         opt = typer.Option(
             ... if default is MISSING else default,
-            fl.option,
+            fl.options,
             envvar=fl.envvar,
-            help=fl.help,
-            parser=_duration if fl.duration else None,
-            metavar="DURATION" if fl.duration else None,
-            show_default=format_duration(default) if fl.duration else True,
+            help=fl.help + (" [default: the --behave-like release's]" if fl.preset else ""),
+            parser=parser,
+            metavar="DURATION" if fl.duration else "|".join(fl.choices) or None,
+            show_default=False
+            if fl.preset
+            else format_duration(default)
+            if fl.duration
+            else True,
         )
-        annotation = bool if fl.inverted else hints[f.name]
+        annotation: Any = bool if fl.inverted else hints[f.name]
+        if fl.preset:
+            annotation = annotation | None
         params.append(
             inspect.Parameter(
                 f.name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=annotation
@@ -69,7 +86,11 @@ def _run_parameters() -> list[inspect.Parameter]:
 
 def run(**values: Any) -> None:
     """Run the controller until SIGTERM/SIGINT."""
-    cfg = Config.from_flags(values, pod_name=os.environ.get("POD_NAME", socket.gethostname()))
+    try:
+        cfg = Config.from_flags(values, pod_name=os.environ.get("POD_NAME", socket.gethostname()))
+    except ValueError as e:
+        typer.echo(f"alb-controller: {e}", err=True)
+        raise typer.Exit(2) from e
     configure(cfg.log_level)
     log = get_logger("main")
     try:
@@ -103,10 +124,13 @@ def run_controller(cfg: Config) -> None:
     from controller.webhook import WebhookServer
 
     log = get_logger("main")
-    log.info("starting", **asdict(cfg))
+    log.info("starting", modelled_release=presets.modelled(cfg.behave_like), **asdict(cfg))
     api_client = load_api_client(cfg.kubeconfig)
     kube = KubeCluster(
-        api_client, legacy_endpoints=cfg.legacy_endpoints, ingress=cfg.enable_ingress
+        api_client,
+        legacy_endpoints=not cfg.endpoint_slices,
+        ingress=cfg.enable_ingress,
+        pod_delay=cfg.pod_cache_delay_seconds,
     )
     targets = TargetsManager(
         Boto3ELBv2(cfg.aws_endpoint_url, cfg.region), cfg.target_health_cache_ttl
@@ -123,7 +147,12 @@ def run_controller(cfg: Config) -> None:
             return True
         return mgr.alive() and (ing_mgr is None or ing_mgr.alive())
 
-    serve_metrics(cfg.metrics_port, healthy=healthy, ready=kube.synced)
+    # Ready once the caches are synced and the webhooks answer: the TargetGroupBinding
+    # webhooks are failurePolicy Fail, so a Ready pod must not refuse bindings.
+    webhook_tried = threading.Event()
+    serve_metrics(
+        cfg.metrics_port, healthy=healthy, ready=lambda: kube.synced() and webhook_tried.is_set()
+    )
     kube.start()
     if not kube.wait_synced(120):
         log.warning("caches not synced after 120 s; continuing, informers keep retrying")
@@ -136,6 +165,7 @@ def run_controller(cfg: Config) -> None:
                 log.error("webhook not started", error=repr(e), cert_dir=cfg.webhook_cert_dir)
         else:
             log.warning("webhook disabled: no tls.crt", cert_dir=cfg.webhook_cert_dir)
+    webhook_tried.set()
 
     def start() -> None:
         mgr.enqueue_all()
@@ -213,17 +243,37 @@ def _ingress_manager(cfg: Config, kube: Any) -> Any:
 def gen_webhook_manifests(
     namespace: str = typer.Option("alb-system", "--namespace"),
     service: str = typer.Option("alb-controller-webhook", "--service"),
-    failure_policy: str = typer.Option("Ignore", "--failure-policy", help="Ignore or Fail"),
+    behave_like: str = typer.Option(
+        presets.LATEST, "--behave-like", help="Release whose pod webhook failurePolicy to use."
+    ),
+    failure_policy: str | None = typer.Option(
+        None,
+        "--failure-policy",
+        help="Pod webhook failurePolicy, Ignore or Fail [default: the --behave-like release's:"
+        " Fail before v2.12.0, Ignore since]",
+    ),
+    tgb_failure_policy: str = typer.Option(
+        "Fail", "--tgb-failure-policy", help="TargetGroupBinding webhooks' failurePolicy."
+    ),
     secret_name: str = typer.Option("alb-controller-webhook-tls", "--secret-name"),
     out: Path = typer.Option(..., "--out", help="Directory to write the YAML files into."),  # noqa: B008
 ) -> None:
     """Generate a CA + serving cert and write the Secret and webhook configurations."""
-    if failure_policy not in ("Ignore", "Fail"):
-        typer.echo("--failure-policy must be Ignore or Fail", err=True)
-        raise typer.Exit(2)
+    try:
+        pod_policy = failure_policy or presets.settings(behave_like)[presets.POD_FAILURE_POLICY]
+    except ValueError as e:
+        typer.echo(f"--behave-like: {e}", err=True)
+        raise typer.Exit(2) from e
+    for name, policy in (("--failure-policy", pod_policy), ("--tgb-failure-policy",
+                                                           tgb_failure_policy)):
+        if policy not in ("Ignore", "Fail"):
+            typer.echo(f"{name} must be Ignore or Fail", err=True)
+            raise typer.Exit(2)
     out.mkdir(parents=True, exist_ok=True)
     c = certs_mod.generate(service, namespace)
-    docs = certs_mod.render_manifests(c, namespace, service, failure_policy, secret_name)
+    docs = certs_mod.render_manifests(
+        c, namespace, service, pod_policy, secret_name, tgb_failure_policy=tgb_failure_policy
+    )
     for fname, doc in docs.items():
         (out / fname).write_text(yaml.safe_dump(doc, sort_keys=False))
         typer.echo(str(out / fname))

@@ -1,23 +1,28 @@
 """Wires informer events to the work queue and runs reconcile workers.
 
-Event -> TGB key mapping follows ALBC's triggers for ip TGBs: the TGB itself, the
-EndpointSlices/Endpoints of its Service (only when ports or endpoints changed), the Service,
-gated pods (v3.4.0+, unless --no-pod-watch), the fixed requeue, and the sync period.
+Event -> key mapping follows ALBC's triggers (controllers/elbv2/targetgroupbinding_controller.go
+and eventhandlers/, the same in every release modelled): every event of the TGB itself (no
+predicate: status and annotation patches enqueue too), the EndpointSlices/Endpoints of its
+Service when ports or endpoints changed (ip TGBs), Service port changes (instance TGBs only),
+gated pods (v3.4.0+, --pod-watch) when the fields ALBC's PodInfo holds changed, the requeues,
+the deferred full reconcile (controller/deferred.py) and the sync period.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from controller import metrics
 from controller.config import Config
+from controller.deferred import Deferred
 from controller.gates import GATE_PREFIX
 from controller.kube import Kube
 from controller.log import get_logger
 from controller.queue import ExponentialBackoff, QueueWorkers, WorkQueue
 from controller.reconcile import Key, Reconciler, Result
-from controller.resolve import SERVICE_NAME_LABEL, Obj, pod_condition
+from controller.resolve import SERVICE_NAME_LABEL, Obj
 
 log = get_logger("manager")
 
@@ -26,22 +31,28 @@ def _meta(o: Obj | None) -> dict[str, Any]:
     return (o or {}).get("metadata", {}) or {}
 
 
-def _pod_fingerprint(pod: Obj) -> tuple[Any, ...]:
-    """What about a gated pod can change the reconcile outcome (not our own gate conditions)."""
-    cr = pod_condition(pod, "ContainersReady") or {}
-    st = pod.get("status", {}) or {}
-    return (
-        st.get("podIP"),
-        cr.get("status"),
-        _meta(pod).get("deletionTimestamp"),
-        st.get("phase"),
-        (pod.get("spec") or {}).get("nodeName"),
+def _pod_fingerprint(pod: Obj) -> str:
+    """The fields of ALBC's k8s.PodInfo (pkg/k8s/pod_info.go; eventhandlers/pod.go compares
+    them all): UID, container ports, readiness gates, every condition (our own gate writes
+    included), node, IP, creation time."""
+    spec = pod.get("spec") or {}
+    st = pod.get("status") or {}
+    return json.dumps(
+        [
+            _meta(pod).get("uid"),
+            [c.get("ports") for c in spec.get("containers") or []],
+            spec.get("readinessGates"),
+            st.get("conditions"),
+            spec.get("nodeName"),
+            st.get("podIP"),
+            _meta(pod).get("creationTimestamp"),
+        ],
+        sort_keys=True,
+        default=str,
     )
 
 
 def _slice_fingerprint(o: Obj) -> tuple[str, str]:
-    import json
-
     if "subsets" in o:
         return json.dumps(o.get("subsets"), sort_keys=True), ""
     return json.dumps(o.get("endpoints"), sort_keys=True), json.dumps(
@@ -58,21 +69,20 @@ class Manager(QueueWorkers):
         self.kube = kube
         self.reconciler = reconciler
         self.cfg = cfg
-        self.queue = queue or WorkQueue(
-            ExponentialBackoff(cfg.backoff_base_seconds, cfg.backoff_max_seconds)
-        )
+        self.queue = queue or WorkQueue(ExponentialBackoff.of(cfg))
+        self.deferred = Deferred(kube, cfg)
         self.worker_count = cfg.workers
         self.sync_period_seconds = cfg.sync_period_seconds
         self._init_workers()
         self.last_results: dict[Key, Result] = {}
 
     # event mapping ------------------------------------------------------------------------
-    def _tgbs_for_service(self, ns: str, svc: str) -> list[Key]:
+    def _tgbs_for_service(self, ns: str, svc: str, target_type: str = "ip") -> list[Key]:
         return [
             (ns, t["metadata"]["name"])
             for t in self.kube.list("tgb", ns)
             if (t.get("spec", {}).get("serviceRef") or {}).get("name") == svc
-            and t.get("spec", {}).get("targetType") == "ip"
+            and t.get("spec", {}).get("targetType") == target_type
         ]
 
     def keys_for_event(self, kind: str, old: Obj | None, new: Obj | None) -> list[Key]:
@@ -90,19 +100,15 @@ class Manager(QueueWorkers):
                     if t.get("spec", {}).get("targetGroupARN") == arn
                     and (_meta(t).get("namespace"), _meta(t)["name"]) != (ns, name)
                 ]
-            om = _meta(old)
-            if (
-                old is None
-                or om.get("generation") != md.get("generation")
-                or om.get("deletionTimestamp") != md.get("deletionTimestamp")
-                or om.get("finalizers") != md.get("finalizers")
-            ):
-                return [(ns, name)]
-            return []
+            return [(ns, name)]
         if kind == "service":
-            if old is not None and new is not None and old.get("spec") == new.get("spec"):
+            if (
+                old is not None
+                and new is not None
+                and (old.get("spec") or {}).get("ports") == (new.get("spec") or {}).get("ports")
+            ):
                 return []
-            return self._tgbs_for_service(ns, name)
+            return self._tgbs_for_service(ns, name, "instance")
         if kind in ("endpointslice", "endpoints"):
             if (
                 old is not None
@@ -113,7 +119,7 @@ class Manager(QueueWorkers):
             svc = name if kind == "endpoints" else (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
             return self._tgbs_for_service(ns, svc) if svc else []
         if kind == "pod":
-            if self.cfg.no_pod_watch:  # pre-v3.4: pod changes alone trigger nothing
+            if not self.cfg.pod_watch:  # pre-v3.4: pod changes alone trigger nothing
                 return []
             gates = [
                 g.get("conditionType", "")
@@ -151,6 +157,10 @@ class Manager(QueueWorkers):
         try:
             res = self.reconciler.reconcile(key)
             self.last_results[key] = res
+            if res.skipped:
+                self.deferred.enqueue(key)
+            elif not (res.requeue or res.requeue_after):
+                self.deferred.mark_processed(key)
             if res.requeue_after > 0:
                 self.queue.forget(key)
                 self.queue.add_after(key, res.requeue_after)
@@ -178,3 +188,11 @@ class Manager(QueueWorkers):
             metrics.RECONCILE_DURATION.labels(result_label).observe(dur)
             self.queue.done(key)
         return key
+
+    def start(self) -> None:
+        super().start()
+        self.deferred.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.deferred.stop()
+        super().stop(timeout)

@@ -22,22 +22,57 @@ from controller.log import get_logger
 log = get_logger("queue")
 
 
+class TokenBucket:
+    """golang.org/x/time/rate's Limiter.Reserve: every call takes a token, waiting for it
+    when the bucket is empty (tokens go negative; the wait is the debt over the rate)."""
+
+    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.qps = qps
+        self.burst = burst
+        self.clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def reserve(self) -> float:
+        now = self.clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.qps)
+        self._at = now
+        self._tokens -= 1
+        return max(0.0, -self._tokens / self.qps)
+
+
 class ExponentialBackoff:
-    """Per-key exponential delay: base * 2**failures, capped."""
+    """Per-key exponential delay: base * 2**failures, capped; with a bucket, the later of that
+    and the shared bucket's wait (client-go's DefaultControllerRateLimiter, a MaxOfRateLimiter
+    over both, which ALBC v2.2.0 used)."""
+
+    # client-go util/workqueue/default_rate_limiters.go DefaultControllerRateLimiter
+    DEFAULT_BUCKET = (10.0, 100)
 
     def __init__(
-        self, base: float = Config.backoff_base_seconds, cap: float = Config.backoff_max_seconds
+        self,
+        base: float = Config.backoff_base_seconds,
+        cap: float = Config.backoff_max_seconds,
+        bucket: TokenBucket | None = None,
     ) -> None:
         self.base = base
         self.cap = cap
+        self.bucket = bucket
         self._failures: dict[Hashable, int] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, cfg: Config) -> ExponentialBackoff:
+        """The binding controller's limiter as cfg says (--rate-limit-bucket adds the bucket)."""
+        bucket = TokenBucket(*cls.DEFAULT_BUCKET) if cfg.rate_limit_bucket else None
+        return cls(cfg.backoff_base_seconds, cfg.backoff_max_seconds, bucket)
 
     def when(self, key: Hashable) -> float:
         with self._lock:
             n = self._failures.get(key, 0)
             self._failures[key] = n + 1
-        return min(self.cap, self.base * (2 ** min(n, 40)))
+            shared = self.bucket.reserve() if self.bucket is not None else 0.0
+        return max(shared, min(self.cap, self.base * (2 ** min(n, 40))))
 
     def forget(self, key: Hashable) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ from controller.config import Config
 from controller.kube import Kube
 from controller.log import get_logger
 from controller.resolve import (
+    NOT_CACHED,
     SERVICE_NAME_LABEL,
     BackendNotFound,
     Obj,
@@ -26,12 +27,16 @@ from controller.resolve import (
     endpoints_data_from_legacy,
     endpoints_data_from_slices,
     find_service_port,
+    pod_condition,
     pod_has_gate,
     resolve_pod_endpoints,
 )
 
 FINALIZER = "elbv2.k8s.aws/resources"
 CHECKPOINT_ANNOTATION = "elbv2.k8s.aws/checkpoint"
+# unix seconds of the last checkpoint write (ALBC pkg/targetgroupbinding/utils.go
+# SaveTGBReconcileCheckpoint); --deferred-reconcile stale-checkpoint reads it
+CHECKPOINT_TIMESTAMP_ANNOTATION = "elbv2.k8s.aws/checkpoint-timestamp"
 COND_READY = "Ready"
 log = get_logger("reconcile")
 
@@ -46,6 +51,8 @@ class Result:
     requeue: bool = False
     requeue_after: float = 0.0
     reason: str = ""
+    # the checkpoint was unchanged and nothing was done: the caller may defer a full pass
+    skipped: bool = False
 
 
 def creation_millis(obj: Obj) -> int:
@@ -64,6 +71,17 @@ def compute_checkpoint(endpoints: list[PodEndpoint], spec: Obj) -> str:
     items = sorted(f"{e.ip}:{e.port}:{creation_millis(e.pod)}" for e in endpoints)
     spec_hash = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
     return hashlib.sha256(("\n".join(items) + "\n" + spec_hash).encode()).hexdigest()
+
+
+def need_gate_flip(endpoints: list[PodEndpoint], cond_type: str) -> bool:
+    """Some resolved pod has this binding's gate condition, not True (ALBC v3.4.0+
+    resource_manager.go needReadinessGateFlip, PR #4737); a condition never written does not
+    count."""
+    for e in endpoints:
+        c = pod_condition(e.pod, cond_type)
+        if c is not None and c.get("status") != "True":
+            return True
+    return False
 
 
 def match_endpoints(
@@ -152,17 +170,34 @@ class Reconciler:
         self.kube.patch_tgb_status(md.get("namespace", ""), md["name"], patch)
 
     def _set_checkpoint(self, tgb: Obj, value: str) -> None:
+        if self.cfg.checkpoint == "off":  # before v2.9.1 there is no checkpoint
+            return
         md = tgb["metadata"]
         if (md.get("annotations") or {}).get(CHECKPOINT_ANNOTATION, "") == value:
             return
+        written = {
+            CHECKPOINT_ANNOTATION: value,
+            CHECKPOINT_TIMESTAMP_ANNOTATION: str(int(dt.datetime.now(dt.UTC).timestamp())),
+        }
         out = self.kube.patch_tgb(
-            md.get("namespace", ""),
-            md["name"],
-            {"metadata": {"annotations": {CHECKPOINT_ANNOTATION: value}}},
+            md.get("namespace", ""), md["name"], {"metadata": {"annotations": written}}
         )
-        md.setdefault("annotations", {})[CHECKPOINT_ANNOTATION] = value
+        md.setdefault("annotations", {}).update(written)
         if out:
             md["resourceVersion"] = out.get("metadata", {}).get("resourceVersion")
+
+    def _draining(self, t: TargetInfo) -> bool:
+        # ALBC v2.7.0+ (PR #3548) sets unhealthy.draining targets aside too
+        return t.is_draining() or (self.cfg.unhealthy_draining and t.state == "unhealthy.draining")
+
+    def _can_skip(self, md: Obj, checkpoint: str, res: Resolution, cond_type: str) -> bool:
+        """The checkpoint early return, per release (--checkpoint)."""
+        mode = self.cfg.checkpoint
+        if mode == "off" or (md.get("annotations") or {}).get(CHECKPOINT_ANNOTATION) != checkpoint:
+            return False
+        if mode == "potential-ready":  # v2.9.1-v3.2.0: a pod may still turn ready
+            return not res.potential_ready
+        return not need_gate_flip(res.endpoints, cond_type)  # v3.4.0+, PR #4737
 
     def _pending(self, reason: str) -> Result:
         """Poll again: fixed period, or (--backoff-requeue, pre-v2.10) a plain requeue that
@@ -259,15 +294,18 @@ class Reconciler:
         svc_name = str(ref.get("name", ""))
         svc = self.kube.get("service", ns, svc_name)
         svc_port = find_service_port(svc, ref.get("port", ""), svc_name)
-        if self.cfg.legacy_endpoints:
+        if not self.cfg.endpoint_slices:
             eps = self.kube.get("endpoints", ns, svc_name)
             if eps is None:
                 raise BackendNotFound(f'endpoints "{svc_name}" not found')
             data = endpoints_data_from_legacy(eps)
         else:
-            data = endpoints_data_from_slices(
-                self.kube.list("endpointslice", ns, {SERVICE_NAME_LABEL: svc_name})
-            )
+            slices = self.kube.list("endpointslice", ns, {SERVICE_NAME_LABEL: svc_name})
+            if self.cfg.address_type_filter:
+                # ALBC v3.4.1+ (PR #4783): IPv6 slices for an ipv6 binding, IPv4 otherwise
+                family = "IPv6" if tgb.get("spec", {}).get("ipAddressType") == "ipv6" else "IPv4"
+                slices = [s for s in slices if s.get("addressType", family) == family]
+            data = endpoints_data_from_slices(slices)
         return resolve_pod_endpoints(
             svc_port,
             data,
@@ -275,7 +313,7 @@ class Reconciler:
             get_pod=lambda n, p: self.kube.get("pod", n, p),
             get_node=lambda n: self.kube.get("node", "", n),
             gate=gates.gate_type(tgb["metadata"]["name"]),
-            fail_open=self.cfg.fail_open,
+            rules=self.cfg,
         )
 
     def _reconcile_ip(self, tgb: Obj) -> Result:
@@ -294,24 +332,32 @@ class Reconciler:
             self.cleanup(tgb)
             self._set_condition(tgb, "False", "BackendNotFound", str(e))
             return Result(reason="backend not found")
-        for addr, why in res.skipped:
-            log.debug("endpoint skipped", tgb=tgb_id, target=addr, why=why)
+        for addr, pod_name, why in res.skipped:
+            if why == NOT_CACHED:  # the race of ALBC #3299: the report shows it (action skip)
+                log.info("endpoint skipped, pod not in cache", action="skip", tgb=tgb_id,
+                         namespace=ns, target=addr, pod=pod_name, reason=why,
+                         retry=self.cfg.missing_pod == "poll")
+            else:
+                log.debug("endpoint skipped", tgb=tgb_id, target=addr, pod=pod_name, why=why)
 
         checkpoint = compute_checkpoint(res.endpoints, spec)
-        # A potential-ready pod is not in the checkpoint, so an unchanged checkpoint says nothing
-        # about it; without the pod watch only this pass's requeue will see it turn ready.
-        if (
-            not res.potential_ready
-            and (md.get("annotations") or {}).get(CHECKPOINT_ANNOTATION) == checkpoint
-        ):
-            return Result(reason="checkpoint unchanged")
+        if self._can_skip(md, checkpoint, res, cond_type):
+            return Result(reason="checkpoint unchanged", skipped=True)
 
         targets = self.targets.list_targets(arn)
-        not_draining = [t for t in targets if not t.is_draining()]
+        not_draining = [t for t in targets if not self._draining(t)]
         matched, to_register, to_deregister = match_endpoints(res.endpoints, not_draining)
 
-        if to_register or to_deregister:
-            self._set_checkpoint(tgb, "")  # a crash mid-change must not leave a stale checkpoint
+        # Any change resets the checkpoint first, so a crash (or a pod gone before the next
+        # pass) cannot leave a checkpoint that skips the follow-up (ALBC RM "Any change that we
+        # perform should reset the checkpoint", which also counts a gate still to flip).
+        if (
+            to_register
+            or to_deregister
+            or res.potential_ready
+            or any(gates.needs_probe(ep.pod, cond_type, t.health) for ep, t in matched)
+        ):
+            self._set_checkpoint(tgb, "")
         if to_deregister:
             log.info(
                 "deregistering targets",
@@ -360,7 +406,7 @@ class Reconciler:
         return Result(reason="reconciled")
 
     def cleanup(self, tgb: Obj) -> None:
-        """Deregister every target of the group and force the TGB's gates True."""
+        """Deregister every target of the group and (v2.4.1+) force the TGB's gates True."""
         md = tgb["metadata"]
         arn = str(tgb.get("spec", {}).get("targetGroupARN") or "")
         try:
@@ -380,6 +426,8 @@ class Reconciler:
                 raise
             log.info("target group gone, nothing to deregister", arn=arn, aws_code=e.code)
         self.targets.invalidate(arn)
+        if not self.cfg.gates_true_on_delete:  # before v2.4.1 (PR #2524)
+            return
         cond_type = gates.gate_type(md["name"])
         for pod in self.kube.list("pod", md.get("namespace", "")):
             if pod_has_gate(pod, cond_type):

@@ -2,21 +2,38 @@
 
 Works on plain dicts shaped like the Kubernetes API JSON (camelCase), the same shapes the
 informer caches hold. Rules follow kubernetes-sigs/aws-load-balancer-controller
-pkg/backend/endpoint_resolver.go at v3.5.0.
+pkg/backend/endpoint_resolver.go at v3.5.0; the release switches (`Rules`, set by
+--behave-like) bring back what earlier releases did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 Obj = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+NOT_CACHED = "pod not in cache"
 
 
 class BackendNotFound(Exception):
     """Service or service port missing: the TGB's targets must all be deregistered."""
+
+
+class PodNotCached(Exception):
+    """A ready endpoint's pod is not in the cache (--missing-pod error, ALBC v2.2.x
+    pkg/backend/endpoint_resolver.go:89-90): the reconcile fails and backs off."""
+
+
+class Rules(Protocol):
+    """The resolver's release switches (controller/config.py Config has them all)."""
+
+    missing_pod: str
+    potential_ready: bool
+    not_ready_needs_gate: bool
+    ready_nil_is_ready: bool
+    fail_open: bool
 
 
 @dataclass(frozen=True)
@@ -42,7 +59,8 @@ class Resolution:
 
     endpoints: list[PodEndpoint]
     potential_ready: bool = False
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (address, why) for logs
+    # ("ip:port", pod name, why) for the log
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def find_service_port(svc: Obj | None, port_ref: int | str, svc_name: str = "") -> Obj:
@@ -129,14 +147,17 @@ def resolve_pod_endpoints(
     get_pod: Callable[[str, str], Obj | None],
     get_node: Callable[[str], Obj | None],
     gate: str,
-    fail_open: bool = True,
+    rules: Rules,
 ) -> Resolution:
-    """Apply the six per-endpoint rules and fail-open.
+    """Apply the per-endpoint rules and fail-open.
 
     1. targetRef must be a Pod; use addresses[0].
-    2. pod not in the cache -> skip (and ask for a poll, the pod may arrive later).
-    3. ready nil or true -> register.
-    4. ready false -> only if the pod's ContainersReady is True (else skip; poll if gated).
+    2. pod not in the cache -> skip; --missing-pod poll also asks for a poll (the pod may
+       arrive later), --missing-pod error fails a ready endpoint (v2.2.x).
+    3. ready true, or nil with --ready-nil-is-ready -> register.
+    4. otherwise only if the pod's ContainersReady is True (else skip; with
+       --potential-ready, poll if gated). v2.2.x (--not-ready-needs-gate): only with this
+       binding's gate, and then registered whatever the node.
     5. for those: node Ready True -> include unless terminating; Unknown -> unknown bucket;
        False or missing -> skip.
     6. fail-open: no ready endpoints -> use the unknown bucket.
@@ -156,34 +177,49 @@ def resolve_pod_endpoints(
                 if ref.get("kind") != "Pod" or not addrs:
                     continue
                 addr = str(addrs[0])
-                pod = get_pod(namespace, str(ref.get("name")))
+                target = f"{addr}:{ep_port}"
+                cond = ep.get("conditions") or {}
+                is_ready = cond.get("ready") is True or (
+                    cond.get("ready") is None and rules.ready_nil_is_ready
+                )
+                pod_name = str(ref.get("name"))
+                pod = get_pod(namespace, pod_name)
                 if pod is None:
-                    res.potential_ready = True
-                    res.skipped.append((addr, "pod not in cache"))
+                    if rules.missing_pod == "error" and is_ready:
+                        raise PodNotCached(f"couldn't find podInfo for ready endpoint {addr}")
+                    if rules.missing_pod != "skip":
+                        res.potential_ready = True
+                    res.skipped.append((target, pod_name, NOT_CACHED))
                     continue
                 pe = PodEndpoint(addr, ep_port, pod)
-                cond = ep.get("conditions") or {}
-                if cond.get("ready") is None or cond.get("ready") is True:
+                if is_ready:
                     ready.append(pe)
                     continue
+                gated = pod_has_gate(pod, gate)
+                if rules.not_ready_needs_gate and not gated:
+                    res.skipped.append((target, pod_name, "not ready, no readiness gate"))
+                    continue
                 if not pod_containers_ready(pod):
-                    if pod_has_gate(pod, gate):
+                    if gated and rules.potential_ready:
                         res.potential_ready = True
-                    res.skipped.append((addr, "not ready, containers not ready"))
+                    res.skipped.append((target, pod_name, "not ready, containers not ready"))
+                    continue
+                if rules.not_ready_needs_gate:
+                    ready.append(pe)
                     continue
                 node_status = node_ready_status(
                     get_node(str(pod.get("spec", {}).get("nodeName") or ""))
                 )
                 if node_status == "True":
                     if cond.get("terminating") is True:
-                        res.skipped.append((addr, "terminating"))
+                        res.skipped.append((target, pod_name, "terminating"))
                     else:
                         ready.append(pe)
                 elif node_status == "Unknown":
                     unknown.append(pe)
                 else:
-                    res.skipped.append((addr, "node not ready"))
+                    res.skipped.append((target, pod_name, "node not ready"))
     res.endpoints = ready
-    if fail_open and not ready:
+    if rules.fail_open and not ready:
         res.endpoints = unknown
     return res

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import metrics
-from controller.certs import INJECT_LABEL, MUTATE_POD_PATH, VALIDATE_TGB_PATH
+from controller.certs import MUTATE_POD_PATH, VALIDATE_TGB_PATH
 from controller.gates import gate_type
 from controller.kube import Kube, labels_match
 from controller.log import get_logger
@@ -27,21 +27,15 @@ log = get_logger("webhook")
 
 def gates_to_inject(kube: Kube, namespace: str, pod: Obj) -> list[str]:
     """Readiness gates the pod should get: one per ip TGB in its namespace whose Service
-    selector matches the pod's labels, in a namespace labelled for injection, not already there."""
-    ns = kube.get("namespace", "", namespace)
-    # the API server only calls us for labelled namespaces (namespaceSelector); a namespace not
-    # cached yet is taken on trust, a cached one must carry the label
-    if (
-        ns is not None
-        and (ns.get("metadata", {}).get("labels") or {}).get(INJECT_LABEL) != "enabled"
-    ):
-        return []
+    selector matches the pod's labels, not already there. As ALBC's pod mutator: the namespace
+    label is left to the webhook's namespaceSelector (never re-read from a cache), and bindings
+    being deleted still count."""
     labels = pod.get("metadata", {}).get("labels") or {}
     have = {g.get("conditionType") for g in (pod.get("spec") or {}).get("readinessGates") or []}
     out: list[str] = []
     for tgb in sorted(kube.list("tgb", namespace), key=lambda t: t["metadata"]["name"]):
         spec = tgb.get("spec") or {}
-        if spec.get("targetType") != "ip" or tgb["metadata"].get("deletionTimestamp"):
+        if spec.get("targetType") != "ip":
             continue
         svc = kube.get("service", namespace, str((spec.get("serviceRef") or {}).get("name", "")))
         if svc is None:
@@ -56,11 +50,15 @@ def gates_to_inject(kube: Kube, namespace: str, pod: Obj) -> list[str]:
 
 
 def _response(
-    uid: str, allowed: bool = True, message: str = "", patch: list[Obj] | None = None
+    uid: str,
+    allowed: bool = True,
+    message: str = "",
+    patch: list[Obj] | None = None,
+    code: int | None = None,
 ) -> Obj:
     resp: Obj = {"uid": uid, "allowed": allowed}
     if message:
-        resp["status"] = {"code": 200 if allowed else 403, "message": message}
+        resp["status"] = {"code": code or (200 if allowed else 403), "message": message}
     if patch:
         resp["patchType"] = "JSONPatch"
         resp["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
@@ -173,12 +171,20 @@ class WebhookServer:
                 try:
                     review = json.loads(self.rfile.read(length) or b"{}")
                     if self.path.startswith(MUTATE_POD_PATH):
-                        name, out = "mpod", mutate_pod(kube_ref, review)
+                        name, answer = "mpod", mutate_pod
                     elif self.path.startswith(VALIDATE_TGB_PATH):
-                        name, out = "vtgb", validate_tgb(kube_ref, review)
+                        name, answer = "vtgb", validate_tgb
                     else:
                         self.send_error(404)
                         return
+                    try:
+                        out = answer(kube_ref, review)
+                    except Exception as e:
+                        # controller-runtime answers a handler error admission.Errored(500):
+                        # a denial, whatever the failurePolicy (that covers unreachable hooks)
+                        log.error("webhook handler failed, denying", webhook=name, error=repr(e))
+                        uid = str((review.get("request") or {}).get("uid", ""))
+                        out = _response(uid, allowed=False, message=str(e), code=500)
                     metrics.WEBHOOK_REQUESTS.labels(
                         name, "allowed" if out["response"]["allowed"] else "denied"
                     ).inc()

@@ -287,6 +287,22 @@ def _group_deleted(tl: _Timeline) -> list[Advice]:
                    "deregistration delay (#3739)")]
 
 
+def _never_cached(report: Report) -> list[Advice]:
+    """Pods the controller skipped because they were not in its pod cache yet, and never
+    registered afterwards: the race of upstream #3299 on a release that does not come back to
+    such a pod (before v2.6.0, PR #3305; v3.4.0+ relies on its pod watch instead)."""
+    registered = {a.get("pod") for a in report.actions if a.get("kind") == "register"}
+    lost = sorted({str(a.get("pod")) for a in report.actions
+                   if a.get("kind") == "skip" and a.get("pod") not in registered})
+    if not lost:
+        return []
+    return [Advice("controller-release", "run aws-load-balancer-controller v2.6.0 or later "
+                   "(PR #3305 polls for an endpoint whose pod is not cached yet; v3.4.0+ "
+                   "watches pods): on this release such a pod is never registered (#3299)",
+                   f"{len(lost)} pods skipped as 'pod not in cache' and never registered: "
+                   + ", ".join(lost[:5]))]
+
+
 def _rejected(tl: _Timeline) -> list[Advice]:
     """4xx answered by the app itself (the ALB's own errors carry a reason), from before any
     pod started terminating: the load sends requests the app refuses, whatever the rollout
@@ -335,5 +351,5 @@ def advise(report: Report, facts: Facts) -> list[Advice]:
     terms = _terminations(tl, facts)
     out = (_prestop_and_grace(tl, facts, terms) + _gate(tl, facts, terms)
            + _max_unavailable(tl, facts) + _keep_alive(tl, facts) + _group_deleted(tl)
-           + _rejected(tl))
+           + _never_cached(report) + _rejected(tl))
     return out or [_unexplained(tl, terms)]

@@ -22,7 +22,7 @@ CLASS_COLORS = ["#cc0000", "#3d85c6", "#e69138", "#674ea7", "#000000", "#a64d79"
                 "#bf9000"]
 POD_MARKS = {"gate_true": ("*", "black")}
 ACTION_MARKS = {"register": ("^", "#38761d"), "deregister": ("v", "#cc0000"),
-                "gate": ("o", "#3d85c6")}
+                "gate": ("o", "#3d85c6"), "skip": ("x", "#999999")}
 
 
 def _bars(ax: plt.Axes, spans: list[Span], colors: dict[str, str],

@@ -3,10 +3,11 @@
 The testbed knows the controller only through what it publishes: its log lines (one JSON object
 each) read through the Kubernetes pod-log API. A line the report needs carries a stable `action`
 field (docs/controller.md, "Observability"): `register` / `deregister` with `tgb`, `namespace`
-and `targets` (objects with `target` "ip:port" and, for register, `pod`), and `gate` with `tgb`,
-`namespace`, `pod`, `status`, `reason`. Message text is never matched, so rewording a log
-message cannot empty a report. Lines that are not JSON, carry no action, or belong to another
-namespace's bindings are skipped.
+and `targets` (objects with `target` "ip:port" and, for register, `pod`), `gate` with `tgb`,
+`namespace`, `pod`, `status`, `reason`, and `skip` (an endpoint left out because its pod was not
+in the controller's cache) with `tgb`, `namespace`, `target`, `pod`, `reason`. Message text is
+never matched, so rewording a log message cannot empty a report. Lines that are not JSON,
+carry no action, or belong to another namespace's bindings are skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 TARGET_ACTIONS = ("register", "deregister")
 GATE_ACTION = "gate"
+SKIP_ACTION = "skip"
 
 
 def _epoch(ts: str) -> float | None:
@@ -59,5 +61,9 @@ def parse_actions(log_text: str, namespace: str) -> list[dict[str, Any]]:
         elif action == GATE_ACTION:
             actions.append({"ts": ts, "kind": "gate", "tgb": tgb, "pod": rec.get("pod") or "",
                             "target": "", "status": rec.get("status"),
+                            "reason": rec.get("reason")})
+        elif action == SKIP_ACTION:
+            actions.append({"ts": ts, "kind": "skip", "tgb": tgb, "pod": rec.get("pod") or "",
+                            "target": str(rec.get("target") or ""), "status": None,
                             "reason": rec.get("reason")})
     return sorted(actions, key=lambda a: a["ts"])

@@ -27,8 +27,8 @@ def _row(key: str, info: FieldInfo) -> str:
     meaning = (info.description or "").replace("|", "\\|")
     flag = marker(info, ControllerFlag)
     if flag is not None:
-        when = "" if flag.when is None else f" when {str(flag.when).lower()}"
-        meaning = f"`{flag.flag}`{when}: {meaning}"
+        shown = f"`{flag.flag}` / `{flag.off}`" if flag.off else f"`{flag.flag}`"
+        meaning = f"{shown}: {meaning}"
     setting = marker(info, EngineSetting)
     if setting is not None:
         meaning += f" (fake AWS engine setting `{setting.key}`)"

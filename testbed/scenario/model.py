@@ -23,11 +23,12 @@ from testbed.demoapp.config import DemoBehaviour
 
 @dataclass(frozen=True)
 class ControllerFlag:
-    """The scenario field is passed to the controller as this flag. For a bool: the flag alone,
-    given when the field equals `when`; for a value: `--flag=value`, given unless None."""
+    """The scenario field is passed to the controller as this flag. For a bool: `flag` when
+    true, `off` when false; for a value: `--flag=value`; nothing when None (the controller's
+    `--behave-like` release decides)."""
 
     flag: str
-    when: bool | None = None
+    off: str = ""
 
 
 @dataclass(frozen=True)
@@ -343,20 +344,48 @@ class IngressSection(Declared):
         "they win over the ones the run derives from `targetGroup` and `alb`.")
 
 
+# The oldest release alb-controller --behave-like models (docs/controller.md "Behave like a
+# release"); checked here so a scenario fails at load time, not in a crash-looping controller.
+OLDEST_RELEASE = (2, 2, 0)
+RELEASE = r"^v?[0-9]+\.[0-9]+\.[0-9]+$"
+
+
+def _modelled_release(v: str | None) -> str | None:
+    if v is not None and tuple(int(x) for x in v.lstrip("v").split(".")) < OLDEST_RELEASE:
+        raise ValueError(f"release {v} is older than v2.2.0, the oldest one modelled")
+    return v
+
+
 class ControllerSwitches(Declared):
     """`controller` - switches of the minimal aws-load-balancer-controller"""
+
+    version: Annotated[Str | None, Field(pattern=RELEASE), AfterValidator(_modelled_release),
+                       Expected("a release like v2.4.1 (v2.2.0 or later) or null"),
+                       ControllerFlag("--behave-like")] = Field(
+        None, description="Upstream aws-load-balancer-controller release to behave like "
+        "(docs/controller.md \"Behave like a release\"); the switches below that are null "
+        "take its behaviour. null: the latest modelled (v3.5.0).")
 
     requeue_seconds: Annotated[Num, Field(ge=0.1, le=3600),
                                ControllerFlag("--targetgroupbinding-requeue-duration")] = Field(
         15.0, description="Re-check while a gate is pending.")
-    pod_watch: Annotated[Bool, ControllerFlag("--no-pod-watch", when=False)] = Field(
-        True, description="Reconcile on pod changes (v3.4.0+); false reproduces #3622/#3677.")
-    backoff_requeue: Annotated[Bool, ControllerFlag("--backoff-requeue", when=True)] = Field(
-        False, description="Requeue a pending gate through the exponential error backoff "
-        "(before v2.10, #1960).")
-    legacy_endpoints: Annotated[Bool, ControllerFlag("--legacy-endpoints", when=True)] = Field(
-        False, description="Read Endpoints instead of EndpointSlices (no `terminating` "
-        "condition).")
+    pod_watch: Annotated[Bool | None, ControllerFlag("--pod-watch", off="--no-pod-watch")] = Field(
+        None, description="Reconcile on pod changes (v3.4.0+); false reproduces #3622/#3677. "
+        "null: as `version`.")
+    backoff_requeue: Annotated[Bool | None,
+                               ControllerFlag("--backoff-requeue", off="--fixed-requeue")] = Field(
+        None, description="Requeue a pending gate through the exponential error backoff "
+        "(before v2.9.1, #1960). null: as `version`.")
+    legacy_endpoints: Annotated[
+        Bool | None, ControllerFlag("--legacy-endpoints", off="--enable-endpoint-slices")] = Field(
+        None, description="Read Endpoints instead of EndpointSlices (no `terminating` "
+        "condition; the default before v2.14.0). null: as `version`.")
+    pod_cache_delay_seconds: Annotated[
+        Num | None, Field(ge=0, le=600), Expected("a number of seconds or null"),
+        ControllerFlag("--pod-cache-delay")] = Field(
+        None, description="Hold pod events this long before the controller's pod cache sees "
+        "them: the race of #3299 (an EndpointSlice event before its pod is cached) on every "
+        "new pod. Not an upstream setting.")
     # upstream v2.2.1 added the cap (PR #2029, for #1974); a low cap is the documented
     # workaround for gates pending for minutes (#1960, #3622)
     max_backoff_seconds: Annotated[

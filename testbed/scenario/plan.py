@@ -42,8 +42,7 @@ def controller_args(sc: Scenario) -> list[str]:
     args = []
     for mark, value in _marked(sc.controller, ControllerFlag):
         if isinstance(value, bool):
-            if value == mark.when:
-                args.append(mark.flag)
+            args.append(mark.flag if value else mark.off)
         elif value is not None:
             args.append(f"{mark.flag}={value:g}" if isinstance(value, float)
                         else f"{mark.flag}={value}")

@@ -28,6 +28,9 @@ NAMESPACE = "alb-system"
 MUTATING_WEBHOOK = "alb-controller-mutating-webhook"
 WEBHOOK_SECRET = "alb-controller-webhook-tls"
 CERT_ANNOTATION = "alb-testbed/webhook-cert"
+# the gen-webhook-manifests flags the webhook configurations in place were made with
+WEBHOOK_ARGS_ANNOTATION = "alb-testbed/webhook-args"
+RELEASE_FLAG = "--behave-like"
 DEPLOYMENT = "alb-controller"
 SELECTOR = "app.kubernetes.io/name=alb-controller"
 
@@ -40,19 +43,27 @@ class ControllerSettings:
 
     aws_endpoint_url: str
     image: str
-    args: list[str] = field(default_factory=list)  # e.g. ["--no-pod-watch"]
-    failure_policy: str = "Ignore"
+    args: list[str] = field(default_factory=list)  # e.g. ["--behave-like=v3.2.0"]
 
     def flags(self) -> list[str]:
         return [f"--aws-endpoint-url={self.aws_endpoint_url}", *self.args]
 
+    def webhook_args(self) -> list[str]:
+        """The release decides the pod webhook's failurePolicy (Fail before v2.12.0), so
+        the webhook configurations are made for the same --behave-like as the controller."""
+        return [a for a in self.args if a.split("=", 1)[0] == RELEASE_FLAG]
 
-def _webhook_docs(failure_policy: str) -> list[dict[str, Any]]:
+
+def _webhook_docs(args: list[str]) -> list[dict[str, Any]]:
     cli = shutil.which("alb-controller") or str(Path(sys.executable).parent / "alb-controller")
     with tempfile.TemporaryDirectory(prefix="albtb-webhook-") as tmp:
-        proc.run([cli, "gen-webhook-manifests", "--namespace", NAMESPACE, "--failure-policy",
-                  failure_policy, "--out", tmp], log_name="gen-webhook-manifests", timeout=60)
-        return load_docs(Path(tmp))
+        proc.run([cli, "gen-webhook-manifests", "--namespace", NAMESPACE, *args, "--out", tmp],
+                 log_name="gen-webhook-manifests", timeout=60)
+        docs = load_docs(Path(tmp))
+    for d in docs:
+        if d["kind"] == "MutatingWebhookConfiguration":
+            d["metadata"].setdefault("annotations", {})[WEBHOOK_ARGS_ANNOTATION] = " ".join(args)
+    return docs
 
 
 def _cert_id(secret: dict[str, Any]) -> str:
@@ -88,16 +99,17 @@ class ControllerDeployment:
             raise StepFailed(f"expected one Deployment in {MANIFESTS_DIR / 'controller'}")
         with step(f"deploying the controller ({' '.join(settings.args) or 'defaults'})"):
             apply(self.api, rest)
-            cert = self._current_cert(settings.failure_policy)
+            cert = self._current_cert(settings.webhook_args())
             if cert is None:
-                webhook = _webhook_docs(settings.failure_policy)
+                webhook = _webhook_docs(settings.webhook_args())
                 apply(self.api, webhook)
                 cert = next(_cert_id(d) for d in webhook if d["kind"] == "Secret")
             apply(self.api, [_deployment(deployment[0], settings, cert)])
             self.wait_ready(timeout)
 
-    def _current_cert(self, failure_policy: str) -> str | None:
-        """Id of the webhook cert in place if it can be kept (same failurePolicy), else None."""
+    def _current_cert(self, args: list[str]) -> str | None:
+        """Id of the webhook cert in place if it can be kept (made with the same flags), else
+        None."""
         try:
             secret = self.core.read_namespaced_secret(WEBHOOK_SECRET, NAMESPACE)
             hooks = client.AdmissionregistrationV1Api(self.api).list_mutating_webhook_configuration(
@@ -106,8 +118,8 @@ class ControllerDeployment:
             if exc.status == 404:
                 return None
             raise
-        if not hooks.items or any(w.failure_policy != failure_policy
-                                  for w in hooks.items[0].webhooks or []):
+        if not hooks.items or (hooks.items[0].metadata.annotations or {}).get(
+                WEBHOOK_ARGS_ANNOTATION) != " ".join(args):
             return None
         return _cert_id({"data": secret.data or {}})
 

@@ -213,10 +213,11 @@ def namespace(name: str = NS, inject: bool = True) -> dict[str, Any]:
     )
 
 
-def cfg(**kw: Any) -> Config:
+def cfg(release: str | None = None, **kw: Any) -> Config:
+    """A Config as the latest release, or as `release` (controller/presets.py); kw win."""
     base: dict[str, Any] = {"aws_endpoint_url": "http://fake-aws:5000"}
     base.update(kw)
-    return Config(**base)
+    return Config.behaving_like(release, **base) if release else Config(**base)
 
 
 # ---- a tiny API server for the real KubeCluster (paths, content types, bodies) ------------

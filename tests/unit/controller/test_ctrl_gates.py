@@ -149,7 +149,7 @@ def test_switch_backoff_requeue_uses_rate_limited_requeue() -> None:
 
 
 def test_switch_backoff_requeue_potential_ready_pod() -> None:
-    kube, elb, r = world(backoff_requeue=True)
+    kube, elb, r = world(release="v2.6.0", endpoint_slices=True)  # backoff, potential-ready
     kube.put("pod", pod("s", "10.0.0.3", containers_ready=False, gates=["web-tgb"]))
     kube.put(
         "endpointslice",

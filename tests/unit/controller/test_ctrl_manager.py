@@ -52,9 +52,9 @@ def test_tgb_service_and_slice_events_map_to_the_tgb() -> None:
     t["metadata"]["generation"] = 2  # spec change
     kube.put("tgb", t)
     assert drain(mgr) == [KEY]
+    # ALBC's Service handler enqueues instance bindings only (eventhandlers/service.go)
     kube.put("service", service(ports=[("http", 80, 8081)]))
-    assert mgr.queue.get(0) == KEY
-    mgr.queue.done(KEY)
+    assert len(mgr.queue) == 0
     kube.put("endpointslice", endpoint_slice(endpoints=[ep("10.0.0.1", "g", ready=True)]))
     assert mgr.queue.get(0) == KEY
     mgr.queue.done(KEY)
@@ -68,12 +68,37 @@ def test_slice_update_without_endpoint_or_port_change_is_ignored() -> None:
     assert len(mgr.queue) == 0
 
 
-def test_status_only_tgb_update_is_ignored() -> None:
+def test_every_tgb_update_enqueues_it_status_and_annotations_too() -> None:
+    # For(&TargetGroupBinding{}) with no predicate, in every release: the deferred reconcile's
+    # checkpoint reset relies on it
     kube, _, mgr = setup()
     t = tgb()
     t["status"] = {"observedGeneration": 1}
     kube.put("tgb", t)
-    assert len(mgr.queue) == 0  # same generation: our own status/annotation writes
+    assert drain(mgr) == [KEY]
+    t["metadata"]["annotations"] = {"elbv2.k8s.aws/checkpoint": ""}
+    kube.put("tgb", t)
+    assert drain(mgr) == [KEY]
+
+
+def test_service_port_change_enqueues_instance_bindings_only() -> None:
+    kube, _, mgr = setup()
+    kube.put("tgb", tgb("inst", target_type="instance", arn=ARN + "i"), notify=False)
+    kube.put("service", service(ports=[("http", 80, 8081)]))
+    assert mgr.queue.get(0) == (NS, "inst") and len(mgr.queue) == 0
+
+
+def test_pod_watch_compares_what_albc_podinfo_holds_conditions_included() -> None:
+    kube, _, mgr = setup()
+    p = pod("g", "10.0.0.1", ready=False, containers_ready=False, gates=["web-tgb"])
+    p["status"]["conditions"].append({"type": "target-health.elbv2.k8s.aws/web-tgb",
+                                      "status": "False", "reason": "Elb.RegistrationInProgress"})
+    kube.put("pod", p)  # our own gate write is a condition change: upstream enqueues it
+    assert drain(mgr) == [KEY]
+    p["metadata"]["labels"] = {"app": "web", "extra": "x"}
+    p["status"]["phase"] = "Running"
+    kube.put("pod", p)  # labels and phase are not in PodInfo
+    assert len(mgr.queue) == 0
 
 
 def test_gated_pod_containers_ready_change_triggers_reconcile() -> None:
@@ -83,7 +108,7 @@ def test_gated_pod_containers_ready_change_triggers_reconcile() -> None:
 
 
 def test_switch_no_pod_watch_pod_changes_trigger_nothing() -> None:
-    kube, _, mgr = setup(no_pod_watch=True)
+    kube, _, mgr = setup(pod_watch=False)
     kube.put("pod", pod("g", "10.0.0.1", ready=False, containers_ready=True, gates=["web-tgb"]))
     assert len(mgr.queue) == 0
 
@@ -97,7 +122,7 @@ def test_ungated_pod_ignored() -> None:
 def test_switch_legacy_endpoints_events_and_resolution() -> None:
     from ctrl_helpers import legacy_endpoints
 
-    kube, elb, mgr = setup(legacy_endpoints=True)
+    kube, elb, mgr = setup(endpoint_slices=False)
     kube.put("pod", pod("a", "10.0.0.5"), notify=False)
     kube.put("endpoints", legacy_endpoints(ready=[("10.0.0.5", "a")]))
     assert mgr.process_one(0) == KEY

@@ -239,7 +239,7 @@ def test_potential_ready_pod_keeps_polling_even_when_checkpoint_is_unchanged() -
     """Without a pod watch (pre-v3.4) nothing else wakes the TGB when a gated pod turns
     ContainersReady (its EndpointSlice entry stays not-ready), so the pass that finds a
     potential-ready pod must requeue even though the registered set has not changed."""
-    kube, elb, r = world(0, gates=True)
+    kube, elb, r = world(0, gates=True, release="v3.2.0")
     assert r.reconcile(KEY).reason == "reconciled"
     kube.put("pod", pod("slow", "10.0.9.9", containers_ready=False, gates=["web-tgb"]))
     kube.put("endpointslice", endpoint_slice(endpoints=[ep("10.0.9.9", "slow", ready=False)]))

@@ -1,4 +1,5 @@
-"""Endpoint resolution over real EndpointSlice/Endpoints/Pod/Node/Service shapes: the six rules."""
+"""Endpoint resolution over real EndpointSlice/Endpoints/Pod/Node/Service shapes: the six rules,
+as v3.5.0 applies them unless a test names another release (controller/presets.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 import pytest
 from ctrl_helpers import NS, endpoint_slice, ep, legacy_endpoints, node, pod, service
 
+from controller.config import Config
 from controller.gates import gate_type
 from controller.resolve import (
     BackendNotFound,
+    PodNotCached,
     endpoints_data_from_legacy,
     endpoints_data_from_slices,
     find_service_port,
@@ -24,8 +27,9 @@ def run(
     pods: list[dict[str, Any]],
     nodes: list[dict[str, Any]] | None = None,
     svc_port: int | str = 80,
-    fail_open: bool = True,
     legacy: dict[str, Any] | None = None,
+    release: str = "v3.5.0",
+    **switches: Any,
 ) -> Any:
     pods_by = {p["metadata"]["name"]: p for p in pods}
     nodes_by = {n["metadata"]["name"]: n for n in (nodes if nodes is not None else [node()])}
@@ -35,8 +39,9 @@ def run(
         if legacy is not None
         else endpoints_data_from_slices(slices)
     )
+    rules = Config.behaving_like(release, aws_endpoint_url="http://e", **switches)
     return resolve_pod_endpoints(
-        sp, data, NS, lambda ns, n: pods_by.get(n), nodes_by.get, GATE, fail_open
+        sp, data, NS, lambda ns, n: pods_by.get(n), nodes_by.get, GATE, rules
     )
 
 
@@ -70,8 +75,20 @@ def test_rule1_only_pod_targetrefs_first_address() -> None:
     assert keys(run([s], [pod("a", "10.0.0.1")])) == ["10.0.0.1:8080"]
 
 
-def test_rule2_pod_missing_from_cache_is_skipped_and_polled() -> None:
-    res = run([endpoint_slice(endpoints=[ep("10.0.0.1", "ghost")])], [])
+def test_rule2_pod_missing_from_cache_per_release() -> None:
+    ghost = [endpoint_slice(endpoints=[ep("10.0.0.1", "ghost")])]
+    # v3.4.0+ (PR #4678): skipped, no poll (the pod watch brings it); v2.4.1: skipped (#3299)
+    for release in ("v3.5.0", "v2.4.1"):
+        res = run(ghost, [], release=release)
+        assert res.endpoints == [] and not res.potential_ready, release
+    # v2.6.0-v3.2.0 (PR #3305): skipped and polled
+    res = run(ghost, [], release="v2.6.0")
+    assert res.endpoints == [] and res.potential_ready
+    # v2.2.x: a ready endpoint without its pod fails the reconcile, a not-ready one polls
+    with pytest.raises(PodNotCached):
+        run(ghost, [], release="v2.2.1")
+    res = run([endpoint_slice(endpoints=[ep("10.0.0.1", "ghost", ready=False)])], [],
+              release="v2.2.1")
     assert res.endpoints == [] and res.potential_ready
 
 
@@ -91,7 +108,26 @@ def test_rule4_not_ready_needs_containers_ready() -> None:
     ]
     res = run([s], pods)
     assert keys(res) == ["10.0.0.1:8080"]
-    assert res.potential_ready  # the gated pod still starting may become ContainersReady
+    assert not res.potential_ready  # v3.4.0+: the pod watch sees it become ContainersReady
+    # before v3.4.0 the gated pod still starting kept the binding polling
+    assert run([s], pods, release="v3.2.0").potential_ready
+
+
+def test_v2_2_not_ready_counts_only_with_this_bindings_gate_and_no_node_check() -> None:
+    s = endpoint_slice(endpoints=[ep("10.0.0.1", "gated", ready=False),
+                                  ep("10.0.0.2", "plain", ready=False)])
+    pods = [pod("gated", "10.0.0.1", ready=False, gates=["web-tgb"], node="n-down"),
+            pod("plain", "10.0.0.2", ready=False, node="n-down")]
+    nodes = [node("n-down", "False")]
+    assert keys(run([s], pods, nodes, release="v2.2.0")) == ["10.0.0.1:8080"]
+    assert keys(run([s], pods, nodes, release="v2.4.1")) == []  # node not Ready: skipped
+
+
+def test_ready_nil_is_not_ready_in_v2_4_to_v2_6() -> None:
+    s = endpoint_slice(endpoints=[ep("10.0.0.1", "a", ready=None, terminating=None)])
+    pods = [pod("a", "10.0.0.1", containers_ready=False)]
+    assert keys(run([s], pods, release="v2.6.0", endpoint_slices=True)) == []
+    assert keys(run([s], pods, release="v2.9.1")) == ["10.0.0.1:8080"]  # PR #3861
 
 
 def test_rule4_not_ready_without_gate_no_poll() -> None:
@@ -127,6 +163,7 @@ def test_rule6_fail_open_unknown_bucket_only_without_ready() -> None:
     s2 = endpoint_slice(endpoints=[ep("10.0.0.1", "a", ready=False)])
     assert keys(run([s2], pods, nodes)) == ["10.0.0.1:8080"]
     assert keys(run([s2], pods, nodes, fail_open=False)) == []
+    assert keys(run([s2], pods, nodes, release="v2.4.1")) == []  # the gate was off until v2.5.0
 
 
 def test_legacy_endpoints_ready_notready_never_terminating() -> None:

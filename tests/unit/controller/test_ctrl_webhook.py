@@ -74,11 +74,10 @@ def test_appends_to_existing_gates() -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["no-label", "selector-mismatch", "gate-present", "instance", "empty-selector", "update"],
+    ["selector-mismatch", "gate-present", "instance", "empty-selector", "update"],
 )
 def test_no_injection(case: str) -> None:
     kube = kube_with(
-        inject=case != "no-label",
         target_type="instance" if case == "instance" else "ip",
         selector={} if case == "empty-selector" else None,
     )
@@ -224,12 +223,12 @@ def test_cli_run_exits_2_on_real_aws_and_requires_endpoint(monkeypatch: pytest.M
         ["run"],
         env={
             "ALBC_AWS_ENDPOINT_URL": "http://fake:5000",
-            "ALBC_NO_POD_WATCH": "true",
+            "ALBC_POD_WATCH": "false",
             "ALBC_BACKOFF_REQUEUE": "1",
         },
     )
     assert r.exit_code == 0, r.output
-    assert seen[0].no_pod_watch and seen[0].backoff_requeue and not seen[0].legacy_endpoints
+    assert not seen[0].pod_watch and seen[0].backoff_requeue and seen[0].endpoint_slices
     r = CliRunner().invoke(
         app,
         [
@@ -241,7 +240,22 @@ def test_cli_run_exits_2_on_real_aws_and_requires_endpoint(monkeypatch: pytest.M
             "3",
         ],
     )
-    assert seen[1].legacy_endpoints and seen[1].requeue_seconds == 3.0
+    assert not seen[1].endpoint_slices and seen[1].requeue_seconds == 3.0
+
+
+def test_namespace_label_is_left_to_the_namespace_selector() -> None:
+    # ALBC's mutator never re-reads the label: the API server only calls for labelled
+    # namespaces, and a cache that lags a label change must not drop the gate
+    kube = kube_with(inject=False)
+    assert gates_to_inject(kube, NS, new_pod()) == [GATE]
+
+
+def test_a_binding_being_deleted_still_injects_its_gate() -> None:
+    kube = kube_with()
+    t = kube.get("tgb", NS, "web-tgb")
+    t["metadata"]["deletionTimestamp"] = "2026-11-30T10:00:00Z"
+    kube.put("tgb", t)
+    assert gates_to_inject(kube, NS, new_pod()) == [GATE]
 
 
 def test_uncached_namespace_is_trusted_to_the_namespace_selector() -> None:

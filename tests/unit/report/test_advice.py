@@ -220,6 +220,27 @@ def test_backend_swap_when_a_deleted_group_cut_requests_in_flight() -> None:
         "6 requests in flight ended with 503 target_group_deleted at 20.00 s")
 
 
+def test_controller_release_when_skipped_pods_were_never_registered() -> None:
+    """pod-cache-race (#3299 on v2.4.1): 503 no_targets, and the controller's `skip` actions
+    for pods it never registered point at the release that polls for them."""
+    aws = _elb_errors(None, 1.0, 10.0, 20, status=503, reason="no_targets")
+    acts = [{"ts": T0 + 0.5, "kind": "skip", "tgb": "ns/demo", "pod": p, "target": t,
+             "status": None, "reason": "pod not in cache"}
+            for p, t in (("demo-a", "10.0.0.1:8080"), ("demo-b", "10.0.0.2:8080"))]
+    rep = _report([], aws, acts, _facts("pod-cache-race"))
+    assert [a.rule for a in rep.advice] == ["controller-release"]
+    assert "v2.6.0" in rep.advice[0].message
+    assert "2 pods skipped as 'pod not in cache' and never registered: demo-a, demo-b" in \
+        rep.advice[0].evidence
+    # a skipped pod registered later (v2.6.0 polls) is no such case
+    acts.append({"ts": T0 + 9, "kind": "register", "tgb": "ns/demo", "pod": "demo-a",
+                 "target": "10.0.0.1:8080"})
+    acts.append({"ts": T0 + 9, "kind": "register", "tgb": "ns/demo", "pod": "demo-b",
+                 "target": "10.0.0.2:8080"})
+    rep = _report([], aws, acts, _facts("pod-cache-race"))
+    assert "controller-release" not in [a.rule for a in rep.advice]
+
+
 def test_unexplained_says_what_was_seen() -> None:
     pods, aws, acts = _rolled()
     aws += _elb_errors(NEW, 20.0, 21.0, 3, reason="target_reset")

@@ -102,3 +102,24 @@ def test_actions_are_read_from_the_action_field_not_the_message() -> None:
 def test_other_namespaces_and_noise_give_nothing() -> None:
     assert parse_actions(controller_output(), "sc-c") == []
     assert parse_actions("", "sc-a") == []
+
+
+def test_an_endpoint_whose_pod_is_not_cached_is_a_skip_action() -> None:
+    """#3299's race as the report sees it: the binding's log names the pod it left out."""
+    kube, elb = FakeKube(notify_on_write=False), FakeELBv2()
+    kube.put("node", {"metadata": {"name": "node-1"},
+                      "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    _binding(kube, elb, "sc-a", [("demo-abc", "10.244.1.5")])
+    kube.delete("pod", "sc-a", "demo-abc")  # the slice has it, the pod cache not yet
+    r = Reconciler(kube, TargetsManager(elb, ttl=0),
+                   Config.behaving_like("v2.4.1", aws_endpoint_url="http://fake:1",
+                                        endpoint_slices=True))
+    buf = io.StringIO()
+    ctrl_log.configure("info", buf)
+    try:
+        r.reconcile(("sc-a", "demo"))
+    finally:
+        ctrl_log.configure("info", None)
+    acts = parse_actions(buf.getvalue(), "sc-a")
+    assert [(a["kind"], a["target"], a["pod"], a["reason"]) for a in acts] == [
+        ("skip", "10.244.1.5:8080", "demo-abc", "pod not in cache")]

@@ -71,7 +71,8 @@ def test_configure_hands_the_plan_to_controller_and_engine(
     steps.configure(r)
     assert ctl.settings is not None
     assert ctl.settings.flags() == ["--aws-endpoint-url=http://172.18.0.9:4566",
-                                    "--targetgroupbinding-requeue-duration=15", "--no-pod-watch"]
+                                    "--behave-like=v3.2.0",
+                                    "--targetgroupbinding-requeue-duration=15"]
     # engine settings go to the run's own target group only; no global reset
     assert aws.calls == [("configure", {"target_group_arn": "tg",
                                         **plan.engine_settings(r.sc)})]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.scenario import load_builtin, parse_scenario, plan
+import pytest
+
+from testbed.scenario import ScenarioError, load_builtin, parse_scenario, plan
 from testbed.scenario.plan import GATE_INJECT_LABEL
 
 IMAGE = "alb-testbed:dev"
@@ -121,13 +123,23 @@ def test_engine_settings() -> None:
 
 def test_controller_args_come_from_the_flag_markers() -> None:
     assert plan.controller_args(load_builtin("no-pod-watch")) == [
-        "--targetgroupbinding-requeue-duration=15", "--no-pod-watch"]
+        "--behave-like=v3.2.0", "--targetgroupbinding-requeue-duration=15"]
     assert plan.controller_args(load_builtin("full-recipe")) == [
         "--targetgroupbinding-requeue-duration=2"]
-    sc = parse_scenario("name: x\ncontroller: {requeueSeconds: 0.5, backoffRequeue: true, "
-                        "legacyEndpoints: true, podWatch: true}")
-    assert plan.controller_args(sc) == ["--targetgroupbinding-requeue-duration=0.5",
-                                        "--backoff-requeue", "--legacy-endpoints"]
+    # a switch given wins over the release both ways; one left null is the release's
+    sc = parse_scenario("name: x\ncontroller: {version: v2.6.0, requeueSeconds: 0.5, "
+                        "backoffRequeue: false, legacyEndpoints: true, podWatch: true}")
+    assert plan.controller_args(sc) == [
+        "--behave-like=v2.6.0", "--targetgroupbinding-requeue-duration=0.5", "--pod-watch",
+        "--fixed-requeue", "--legacy-endpoints"]
+
+
+@pytest.mark.parametrize(("version", "problem"), [("v2.1.0", "(v2.2.0 or later)"),
+                                                  ("latest", "a release like v2.4.1")])
+def test_controller_version_must_be_a_modelled_release(version: str, problem: str) -> None:
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(f"name: x\ncontroller: {{version: {version}}}")
+    assert problem in str(e.value)
 
 
 def test_every_app_knob_reaches_the_pod_env() -> None:

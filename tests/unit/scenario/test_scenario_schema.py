@@ -22,7 +22,13 @@ BUGS_AND_TWINS = {
     "no-pod-watch": "pod-watch",
     "backoff-requeue": "steady-requeue",
     "health-check-failing-gate": "health-check-fail-open",
+    "pod-cache-race": "pod-cache-race-polled",
 }
+# bugs of one controller release and their twins on the release that fixed them (or, for a
+# workaround, the same release with the workaround applied)
+RELEASE_BUGS = {"no-pod-watch": ("v3.2.0", "v3.4.0"), "backoff-requeue": ("v2.6.0", "v2.10.0"),
+                "pod-cache-race": ("v2.4.1", "v2.6.0")}
+WORKAROUNDS = {"backoff-requeue-capped": "backoff-requeue"}
 
 
 @pytest.mark.parametrize("name", builtin_names())
@@ -45,6 +51,21 @@ def test_builtin_set_covers_the_brief() -> None:
         assert load_builtin(bug).description.startswith("BUG")
         if fixed != "health-check-fail-open":
             assert load_builtin(fixed).expect.errors == "none", fixed
+
+
+@pytest.mark.parametrize("bug", sorted(RELEASE_BUGS))
+def test_release_bugs_are_pinned_to_the_release_and_their_twins_to_the_fix(bug: str) -> None:
+    assert (load_builtin(bug).controller.version,
+            load_builtin(BUGS_AND_TWINS[bug]).controller.version) == RELEASE_BUGS[bug]
+
+
+@pytest.mark.parametrize("twin", sorted(WORKAROUNDS))
+def test_workarounds_run_the_buggy_release_with_one_setting_changed(twin: str) -> None:
+    fixed, bug = load_builtin(twin), load_builtin(WORKAROUNDS[twin])
+    assert fixed.controller.version == bug.controller.version
+    changed = {k for k, v in fixed.controller if getattr(bug.controller, k) != v}
+    assert changed == {"max_backoff_seconds"}
+    assert fixed.expect.errors == "none"
 
 
 def test_recipe_orders_delays() -> None:
@@ -70,7 +91,8 @@ def test_defaults_filled() -> None:
             hc.unhealthy_threshold, hc.matcher) == ("/healthz", 15, 5, 2, 2, "200")
     assert sc.target_group.deregistration_delay_seconds == 300
     assert sc.alb.idle_timeout_seconds == 60 and sc.alb.algorithm == "round_robin"
-    assert sc.controller.requeue_seconds == 15 and sc.controller.pod_watch
+    assert sc.controller.requeue_seconds == 15 and sc.controller.pod_watch is None
+    assert sc.controller.version is None  # the controller's latest release
     assert sc.load.until_rollout_done and sc.load.margin_seconds == 10
     assert sc.expect.errors == "none" and sc.expect.classes == ()
 
