@@ -64,6 +64,11 @@ def call(op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
     return out
 
 
+# ALBC replaces the SDK's User-Agent with "elbv2.k8s.aws/<version>" (pkg/aws/aws_config.go);
+# the same prefix lets an API log tell the controller's calls from other clients'.
+USER_AGENT = "elbv2.k8s.aws/alb-testbed"
+
+
 def make_client(service: str, endpoint_url: str, region: str = Config.region) -> Any:
     """A boto3 client on an explicit (fake) endpoint with dummy credentials. No client-side
     parameter validation: the API judges values, as it does for upstream's Go SDK v2, which
@@ -83,6 +88,7 @@ def make_client(service: str, endpoint_url: str, region: str = Config.region) ->
             connect_timeout=5,
             read_timeout=30,
             parameter_validation=False,
+            user_agent=USER_AGENT,
         ),
     )
 

@@ -44,6 +44,11 @@ class DemoBehaviour(Declared):
     unready_after_seconds: Annotated[Num, Field(ge=0, le=3600)] = Field(
         0.0, description="`/ready` answers 503 from this many seconds after listening on "
         "(0: never), as if a dependency went away (#3711).")
+    # The same outage told to the ALB instead of the kubelet: every target unhealthy, so the
+    # ALB fails open and keeps routing to all of them (what #3711 expected).
+    unhealthy_after_seconds: Annotated[Num, Field(ge=0, le=3600)] = Field(
+        0.0, description="`/healthz` answers 503 from this many seconds after listening on "
+        "(0: never), as if a dependency went away, told to the ALB health check (#3711).")
     latency_ms: Annotated[Num, Field(ge=0, le=600000)] = Field(
         0.0, description="Added latency of `GET /` (and of `/api` and below, which answer "
         "as `/`).")

@@ -81,9 +81,11 @@ class DemoApp:
 
     async def healthz(self, request: web.Request) -> web.Response:
         warm_up = self.cfg.settings.healthy_after_seconds
-        warming = (self.listening_at is None
-                   or time.monotonic() - self.listening_at < warm_up)
-        code = 503 if warming and warm_up > 0 else self.health_code
+        up = None if self.listening_at is None else time.monotonic() - self.listening_at
+        warming = up is None or up < warm_up
+        fail_after = self.cfg.settings.unhealthy_after_seconds
+        failed = fail_after > 0 and up is not None and up >= fail_after
+        code = 503 if (warming and warm_up > 0) or failed else self.health_code
         return web.json_response({"code": code}, status=code)
 
     async def admin_ready(self, request: web.Request) -> web.Response:

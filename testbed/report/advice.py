@@ -287,6 +287,30 @@ def _group_deleted(tl: _Timeline) -> list[Advice]:
                    "deregistration delay (#3739)")]
 
 
+def _readiness_outage(report: Report, tl: _Timeline) -> list[Advice]:
+    """503 no_targets after serving pods went not ready without terminating: their endpoints
+    left the Service and the controller deregistered them, though they were alive (upstream
+    #3711). A cause all pods share is better told to the ALB health check: with every target
+    unhealthy the ALB fails open instead of having none."""
+    empty = [r for r in tl.failed if r.elb_error == NO_TARGETS]
+    if not empty:
+        return []
+    first = min(r.intended for r in empty)
+    dropped = sorted({str(e.get("pod")) for e in report.pod_events
+                      if e.get("kind") == "not_ready" and e["ts"] <= first
+                      and tl.terminating.get(str(e.get("pod")), float("inf")) > e["ts"]})
+    if not dropped:
+        return []
+    return [Advice("readiness-outage", "keep the kubelet readiness probe to what the pod "
+                   "itself can fix and report a failure every pod shares (a dependency) "
+                   "through the ALB health check (targetGroup.healthCheck.path): a not-ready "
+                   "pod is deregistered, while with every target unhealthy the ALB fails open "
+                   "and keeps routing to all of them (#3711)",
+                   f"{len(empty)} requests failed with 503 {NO_TARGETS} from "
+                   f"{tl.at(first)}; before that {len(dropped)} pods went not ready without "
+                   "terminating: " + ", ".join(dropped[:5]))]
+
+
 def _never_cached(report: Report) -> list[Advice]:
     """Pods the controller skipped because they were not in its pod cache yet, and never
     registered afterwards: the race of upstream #3299 on a release that does not come back to
@@ -351,5 +375,5 @@ def advise(report: Report, facts: Facts) -> list[Advice]:
     terms = _terminations(tl, facts)
     out = (_prestop_and_grace(tl, facts, terms) + _gate(tl, facts, terms)
            + _max_unavailable(tl, facts) + _keep_alive(tl, facts) + _group_deleted(tl)
-           + _never_cached(report) + _rejected(tl))
+           + _never_cached(report) + _readiness_outage(report, tl) + _rejected(tl))
     return out or [_unexplained(tl, terms)]

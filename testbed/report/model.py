@@ -6,6 +6,7 @@ Its own module so that the renderers (text.py, plot.py) need not import the buil
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -73,6 +74,22 @@ class Report:
     advice: list[Advice] = field(default_factory=list)  # only after a failed verdict
 
     @property
+    def describe_calls(self) -> dict[str, int]:
+        """The controller's DescribeTargetHealth calls per target group (the fake AWS's
+        `described` events), over the report's window."""
+        return dict(Counter(str(e.get("tg_arn")) for e in self.aws_events
+                            if e.get("kind") == "described" and e.get("caller") == "controller"))
+
+    @property
+    def describe_per_minute(self) -> float | None:
+        """Those calls per minute per target group (the mean over the groups that had any)."""
+        calls = self.describe_calls
+        minutes = (self.t_end - self.t0) / 60
+        if not calls or minutes <= 0:
+            return None
+        return sum(calls.values()) / len(calls) / minutes
+
+    @property
     def registration_lag(self) -> float | None:
         """The slowest pod's ContainersReady -> RegisterTargets time, if any was seen."""
         return max(self.registration_lags.values(), default=None)
@@ -85,6 +102,8 @@ class Report:
             {"ok": self.verdict.ok, "reasons": self.verdict.reasons},
             "rollout": {"stalled": self.rollout_stalled, "seconds": self.rollout_seconds},
             "registration_lag_seconds": self.registration_lags,
+            "describe_target_health": {"calls": self.describe_calls,
+                                       "per_minute_per_group": self.describe_per_minute},
             "alb_errors": self.alb_errors,
             "error_bins": {"width": BIN_SECONDS, "by_class": {
                 k: {str(b): n for b, n in sorted(v.items())}

@@ -97,6 +97,11 @@ def render(report: Report) -> Group:
         parts.append(Text(f"Registration lag (ContainersReady -> RegisterTargets): max "
                           f"{max(lags.values()):.1f}s, min {min(lags.values()):.1f}s over "
                           f"{len(lags)} pods"))
+    if report.describe_per_minute is not None:
+        calls = report.describe_calls
+        parts.append(Text(f"DescribeTargetHealth by the controller: {sum(calls.values())} calls"
+                          f" on {len(calls)} target group(s) in {report.t_end - report.t0:.0f}s,"
+                          f" {report.describe_per_minute:.1f} per minute per group"))
     if report.contention is not None:
         c = report.contention
         parts.append(Text(("Machine OVERLOADED: " if c.overloaded else "Machine: ") +

@@ -62,6 +62,9 @@ TRUST_STORE_ACTIONS = frozenset({
     "DeleteTrustStore", "AddTrustStoreRevocations", "RemoveTrustStoreRevocations",
 })
 MARKERS_KEPT = 1000
+# aws-load-balancer-controller's User-Agent prefix (pkg/aws/aws_config.go userAgent): the
+# `described` events say which DescribeTargetHealth calls came from a controller
+CONTROLLER_USER_AGENT = "elbv2.k8s.aws/"
 _NEXT_MARKER = re.compile(rb"<NextMarker>([^<]+)</NextMarker>")
 _LISTENER_ARN = re.compile(rb"<ListenerArn>([^<]+)</ListenerArn>")
 _DNS_NAME = re.compile(rb"<DNSName>[^<]*</DNSName>")
@@ -263,7 +266,11 @@ class FakeAwsApp:
         if validation.members(form, "Targets"):
             asked = [[i, p] for i, p, _ in validation.parse_targets(
                 form, tg.target_type, tg.port, need_port=False)]
-        code, res = self.engine.call("POST", "/describe", {"tg_arn": tg.arn, "targets": asked})
+        # the controller's calls are the ones a report counts (ALBC's User-Agent prefix)
+        caller = ("controller" if str(environ.get("HTTP_USER_AGENT", "")).startswith(
+            CONTROLLER_USER_AGENT) else "other")
+        code, res = self.engine.call("POST", "/describe", {"tg_arn": tg.arn, "targets": asked,
+                                                           "caller": caller})
         if code != 200:
             raise AwsError("InternalFailure", "engine unavailable", 500)
         return _respond(start_response, 200, target_health_xml(res["rows"]), "text/xml")

@@ -94,7 +94,8 @@ class Engine:
         body = await req.json()
         asked = body.get("targets")
         rows = self.store.describe(
-            body["tg_arn"], [(t[0], t[1]) for t in asked] if asked else None)
+            body["tg_arn"], [(t[0], t[1]) for t in asked] if asked else None,
+            caller=str(body.get("caller") or "other"))
         return web.json_response({"rows": rows})
 
     async def events_since(self, req: web.Request) -> web.Response:

@@ -397,9 +397,11 @@ class TargetStore:
                              **{"from": t.api_state[0], "to": state, "reason": reason})
             t.api_state = (state, reason)
 
-    def describe(self, tg_arn: str, asked: list[tuple[str, int | None]] | None
-                 ) -> list[dict[str, Any]]:
+    def describe(self, tg_arn: str, asked: list[tuple[str, int | None]] | None,
+                 caller: str = "other") -> list[dict[str, Any]]:
         """Rows for DescribeTargetHealth (all registered targets, or the ones asked for)."""
+        self.events.emit("described", tg_arn=tg_arn, caller=caller,
+                         targets=len(asked) if asked else None)
         spec = self.groups.get(tg_arn)
         rows: list[dict[str, Any]] = []
         tg = self.targets.get(tg_arn, {})

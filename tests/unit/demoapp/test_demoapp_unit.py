@@ -144,3 +144,15 @@ def test_ready_turns_unready_after_unready_after_seconds() -> None:
     assert demo.is_ready()
     demo.listening_at = time.monotonic() - 31
     assert not demo.is_ready()
+
+
+def test_healthz_fails_after_unhealthy_after_seconds_while_ready_stays() -> None:
+    demo = DemoApp(DemoConfig(DemoServe(unhealthyAfterSeconds=30)))
+
+    def code() -> int:
+        return asyncio.run(demo.healthz(None)).status  # type: ignore[arg-type]
+
+    demo.listening_at = time.monotonic() - 29
+    assert code() == 200
+    demo.listening_at = time.monotonic() - 31
+    assert code() == 503 and demo.is_ready()

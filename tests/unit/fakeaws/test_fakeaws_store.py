@@ -382,3 +382,12 @@ def test_stickiness_from_wire() -> None:
         == Stickiness("app_cookie", 60.0, "s")
     with pytest.raises(ValueError):
         Stickiness.from_wire({"type": "source_ip", "duration": 1, "cookie_name": ""})
+
+
+def test_each_describe_is_an_event_naming_its_caller() -> None:
+    store, _, ev = make()
+    store.register(TG, [("10.0.0.1", 80, None)])
+    store.describe(TG, None, caller="controller")
+    store.describe(TG, [("10.0.0.1", 80)])
+    assert [(e["caller"], e["targets"]) for e in ev.since(0)[0] if e["kind"] == "described"] \
+        == [("controller", None), ("other", 1)]

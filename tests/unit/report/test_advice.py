@@ -312,3 +312,18 @@ def test_app_4xx_only_after_termination_is_not_blamed_on_the_load() -> None:
     rep = build_report(records, aws, pods, acts, name="t", expect=NO_ERRORS,
                        rollout_stalled=False, rollout_seconds=12, facts=_facts("full-recipe"))
     assert "load-requests" not in [a.rule for a in rep.advice]
+
+
+def test_readiness_outage_when_live_pods_went_not_ready_before_no_targets() -> None:
+    """readiness-all-fail (#3711): every pod not ready at once, none terminating, then 503
+    no_targets: the advice moves the shared failure to the ALB health check."""
+    pods = [{"ts": T0 + 1, "pod": p, "kind": "ready"} for p in ("demo-a", "demo-b")]
+    pods += [{"ts": T0 + 20, "pod": p, "kind": "not_ready"} for p in ("demo-a", "demo-b")]
+    aws = _elb_errors(None, 21.0, 30.0, 10, status=503, reason="no_targets")
+    rep = _report(pods, aws, [], _facts("readiness-all-fail"))
+    assert [a.rule for a in rep.advice] == ["readiness-outage"]
+    assert "2 pods went not ready without terminating: demo-a, demo-b" in rep.advice[0].evidence
+    # pods that were terminating when they went not ready are a rollout, not this
+    pods += [{"ts": T0 + 19, "pod": p, "kind": "terminating"} for p in ("demo-a", "demo-b")]
+    rep = _report(pods, aws, [], _facts("readiness-all-fail"))
+    assert "readiness-outage" not in [a.rule for a in rep.advice]

@@ -229,3 +229,20 @@ def test_deleted_target_group_ends_its_targets_and_explains_its_cut_requests() -
     lanes = build_lanes([], aws, [], T0, T0 + 20)
     assert [(s.state, s.start, s.end) for s in lanes.targets] == [("healthy", 1.0, 8.5),
                                                                   ("draining", 8.5, 9.0)]
+
+
+def test_describe_target_health_rate_counts_the_controllers_calls_per_group() -> None:
+    """The fake AWS's `described` events (caller from the User-Agent): only the controller's
+    calls count, per target group, over the report's window."""
+    recs = _records()
+    t0 = min(r.intended for r in recs)
+    aws = [{"ts": t0 + i, "kind": "described", "tg_arn": "tg-a", "caller": "controller"}
+           for i in range(0, 8, 2)]
+    aws += [{"ts": t0 + 1, "kind": "described", "tg_arn": "tg-a", "caller": "other"}]
+    rep = build_report(recs, aws)
+    assert rep.describe_calls == {"tg-a": 4}
+    minutes = (rep.t_end - rep.t0) / 60
+    assert rep.describe_per_minute == pytest.approx(4 / minutes)
+    assert "DescribeTargetHealth by the controller: 4 calls on 1 target group(s)" in \
+        render_text(rep, width=200)
+    assert build_report(recs, []).describe_per_minute is None

@@ -23,6 +23,7 @@ BUGS_AND_TWINS = {
     "backoff-requeue": "steady-requeue",
     "health-check-failing-gate": "health-check-fail-open",
     "pod-cache-race": "pod-cache-race-polled",
+    "readiness-all-fail": "readiness-all-fail-health-check",
 }
 # bugs of one controller release and their twins on the release that fixed them (or, for a
 # workaround, the same release with the workaround applied)
