@@ -157,6 +157,12 @@ def baseline_timeout(sc: Scenario) -> int:
     return sc.rollout.timeout_seconds + (0 if sc.expect.rollout_stalls else 60)
 
 
+def elb_name(scenario: str, run_id: str) -> str:
+    """The run's load balancer and target group name: at most 32 characters, no "--" and no
+    "-" at either end (ELB's name rules), unique by the run id."""
+    return f"{scenario[:26].rstrip('-')}-{run_id}"
+
+
 def load_seconds(sc: Scenario) -> float:
     """How long the load generator is set to run at most."""
     return sc.load.duration_seconds or sc.load.max_duration_seconds
@@ -246,7 +252,7 @@ def configure(r: Run) -> None:
     if r.sc.ingress is not None:
         return  # the controller makes the ALB from the run's Ingress (deploy)
     # unique per run: the same scenario may run twice at once (repeat runs)
-    r.setup = awssetup.create(r.sc, url, f"{r.sc.name[:26]}-{r.ns[-5:]}", port,
+    r.setup = awssetup.create(r.sc, url, elb_name(r.sc.name, r.run_id), port,
                               target_port=r.it.target_port)
     r.stack.aws.configure(target_group_arn=r.setup.tg_arn, **plan.engine_settings(r.sc))
 

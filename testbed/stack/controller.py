@@ -31,6 +31,8 @@ CERT_ANNOTATION = "alb-testbed/webhook-cert"
 # the gen-webhook-manifests flags the webhook configurations in place were made with
 WEBHOOK_ARGS_ANNOTATION = "alb-testbed/webhook-args"
 RELEASE_FLAG = "--behave-like"
+WEBHOOK_PROBE_ARN = ("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/"
+                     "webhook-probe/0000000000000000")
 DEPLOYMENT = "alb-controller"
 SELECTOR = "app.kubernetes.io/name=alb-controller"
 
@@ -106,6 +108,7 @@ class ControllerDeployment:
                 cert = next(_cert_id(d) for d in webhook if d["kind"] == "Secret")
             apply(self.api, [_deployment(deployment[0], settings, cert)])
             self.wait_ready(timeout)
+            self.wait_webhook(timeout)
 
     def _current_cert(self, args: list[str]) -> str | None:
         """Id of the webhook cert in place if it can be kept (made with the same flags), else
@@ -151,6 +154,34 @@ class ControllerDeployment:
                 out.append(p.metadata.name)
         return out
 
+    def wait_webhook(self, timeout: float = 60) -> None:
+        """Wait until the API server reaches the TargetGroupBinding webhook: it is
+        failurePolicy Fail, as upstream's, so a Service that still points at the pod just
+        replaced refuses every binding. The probe is a dry-run create (nothing is stored)."""
+        probe = {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+                 "metadata": {"name": "webhook-probe", "namespace": NAMESPACE},
+                 "spec": {"targetType": "ip", "serviceRef": {"name": "webhook-probe", "port": 80},
+                          "targetGroupARN": WEBHOOK_PROBE_ARN}}
+        custom = client.CustomObjectsApi(self.api)
+        seen: list[str] = []
+
+        def answered() -> bool:
+            try:
+                custom.create_namespaced_custom_object(
+                    "elbv2.k8s.aws", "v1beta1", NAMESPACE, "targetgroupbindings", probe,
+                    dry_run="All")
+            except client.ApiException as exc:
+                if "failed calling webhook" in str(exc.body):
+                    seen[:] = [str(exc.body)]
+                    return False
+            return True  # stored nothing; an answer (even a denial) means it is reachable
+
+        try:
+            poll(answered, timeout)
+        except TimedOut:
+            raise StepFailed(f"the controller's webhook not reachable within {timeout:.0f}s: "
+                             f"{seen[0] if seen else ''}") from None
+
     def restart(self, timeout: float = 120) -> str:
         """Kill the controller pod (no grace) and wait for its replacement to be Ready."""
         old = set(self._ready_pods())
@@ -160,6 +191,7 @@ class ControllerDeployment:
             fresh = poll(lambda: [p for p in self._ready_pods() if p not in old], timeout)
         except TimedOut:
             raise StepFailed(f"no new controller pod Ready within {timeout:.0f}s") from None
+        self.wait_webhook(timeout)
         return fresh[0]
 
     def logs(self, tail: int | None = 200, since_seconds: int | None = None) -> str:

@@ -115,3 +115,10 @@ def test_forwards_reads_weighted_and_plain_forward_actions() -> None:
         {"Actions": [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}]},
     ]
     assert steps._forwards(rules) == [{"tg-a": 0, "tg-b": 100}, {"tg-c": 1}]
+
+
+def test_elb_names_fit_the_name_rules_when_cut() -> None:
+    # readiness-all-fail-health-check cut at 26 characters ends with "-"
+    assert steps.elb_name("readiness-all-fail-health-check", "a3232") == \
+        "readiness-all-fail-health-a3232"
+    assert len(steps.elb_name("x" * 40, "a3232")) == 32
