@@ -368,7 +368,6 @@ class KubeCluster:
             Resource("service", self.core.list_service_for_all_namespaces),
             Resource("pod", self.core.list_pod_for_all_namespaces),
             Resource("node", self.core.list_node),
-            Resource("namespace", self.core.list_namespace),
         ]
         if legacy_endpoints:
             resources.append(Resource("endpoints", self.core.list_endpoints_for_all_namespaces))
