@@ -89,7 +89,7 @@ class DemoApp:
         return web.json_response({"code": code}, status=code)
 
     async def admin_ready(self, request: web.Request) -> web.Response:
-        value = request.query.get("value", "true").lower()
+        value = (request.match_info.get("value") or request.query.get("value", "true")).lower()
         if value not in ("true", "false", "auto"):
             raise web.HTTPBadRequest(text="value must be true, false or auto")
         self.ready_override = None if value == "auto" else value == "true"
@@ -119,6 +119,8 @@ class DemoApp:
         app.router.add_get("/ready", self.ready)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_post("/admin/ready", self.admin_ready)
+        # the value in the path too: the API server's pod proxy passes no query string
+        app.router.add_post("/admin/ready/{value}", self.admin_ready)
         app.router.add_post("/admin/health", self.admin_health)
         app.router.add_get("/admin/state", self.admin_state)
         # /api and below answer as / does, so Ingress path rules have a second path to aim

@@ -7,10 +7,10 @@ import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from testbed.loadgen.records import Record
+from testbed.loadgen.records import OK, Record
 from testbed.loadgen.summary import summarize
 from testbed.report.advice import advise
-from testbed.report.model import Contention, Report, registration_lags
+from testbed.report.model import Contention, Report, in_windows, registration_lags
 from testbed.report.verdict import evaluate
 from testbed.scenario.model import Expect
 
@@ -35,7 +35,8 @@ def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None 
                  actions: list[dict[str, Any]] | None = None, *, name: str = "run",
                  expect: Expect | None = None, rollout_stalled: bool | None = None,
                  rollout_seconds: float | None = None,
-                 host_load: list[float] | None = None, facts: Facts | None = None) -> Report:
+                 host_load: list[float] | None = None, facts: Facts | None = None,
+                 faults: list[dict[str, Any]] | None = None) -> Report:
     """Summarize, evaluate (when an expectation is given) and keep everything for rendering;
     with the workload's checked `facts`, a failed verdict also gets advice (advice.py)."""
     aws = list(aws_events or [])
@@ -50,10 +51,21 @@ def build_report(records: list[Record], aws_events: list[dict[str, Any]] | None 
                     rollout_stalled=rollout_stalled, rollout_seconds=rollout_seconds,
                     registration_lags=registration_lags(pods, acts),
                     contention=contention(records, host_load or []))
+    report.faults = list(faults or [])
+    judged = summary
+    if expect is not None and expect.fault_errors == "allowed" and report.faults:
+        windows = report.fault_windows()
+        kept = [r for r in records if r.cls == OK or not in_windows(r, windows)]
+        report.fault_errors = len(records) - len(kept)
+        judged = summarize(kept)
     if expect is not None:
-        report.verdict = evaluate(expect, summary, rollout_stalled=rollout_stalled,
+        report.verdict = evaluate(expect, judged, rollout_stalled=rollout_stalled,
                                   rollout_seconds=rollout_seconds,
                                   registration_lag=report.registration_lag)
+        if report.fault_errors:
+            report.verdict.reasons.append(
+                f"{report.fault_errors} failed requests inside fault windows, allowed "
+                "(expect.faultErrors)")
         c = report.contention
         if not report.verdict.ok and c is not None and c.overloaded:
             report.verdict.reasons.append(

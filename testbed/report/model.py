@@ -72,6 +72,13 @@ class Report:
     registration_lags: dict[str, float] = field(default_factory=dict)  # pod -> seconds
     contention: Contention | None = None
     advice: list[Advice] = field(default_factory=list)  # only after a failed verdict
+    # faults injected (testbed/run/faults.py FaultRecord.to_dict) and the failed requests
+    # their windows excused (expect.faultErrors: allowed)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    fault_errors: int = 0
+
+    def fault_windows(self) -> list[tuple[float, float]]:
+        return fault_windows(self.faults)
 
     @property
     def describe_calls(self) -> dict[str, int]:
@@ -113,10 +120,22 @@ class Report:
             "contention": None if self.contention is None else {
                 **vars(self.contention), "overloaded": self.contention.overloaded},
             "advice": [a.to_dict() for a in self.advice],
+            "faults": self.faults, "fault_errors": self.fault_errors,
         }
         if with_records:
             d["records"] = [r.to_dict() for r in self.records]
         return d
+
+
+def fault_windows(faults: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """[start, end + settle] of every fault that started."""
+    return [(f["started"], (f.get("ended") or f["started"]) + float(f.get("settle") or 0))
+            for f in faults if f.get("started") is not None]
+
+
+def in_windows(rec: Record, windows: list[tuple[float, float]]) -> bool:
+    """The request was under way at some point of a window."""
+    return any(rec.intended <= b and rec.intended + rec.latency >= a for a, b in windows)
 
 
 def registration_lags(pod_events: list[dict[str, Any]],

@@ -70,6 +70,10 @@ def plot_timeline(report: Report, path: str | Path) -> Path:
         ax_req.bar([b * BIN_SECONDS for b in xs], [oks[b] for b in xs], width=BIN_SECONDS,
                    align="edge", bottom=[bottom.get(b, 0) for b in xs], color="#d9ead3",
                    label="ok")
+    for n, (start, end) in enumerate(report.fault_windows()):
+        for ax in axes:  # a fault's window across every lane, as the error windows are
+            ax.axvspan(start - report.t0, end - report.t0, color="#8e7cc3", alpha=0.15,
+                       label="fault window" if n == 0 and ax is ax_req else None)
     ax_req.set_ylabel(f"requests / {int(BIN_SECONDS * 1000)} ms")
     ax_req.set_title(f"{report.name}: {report.summary.errors} failed of "
                      f"{report.summary.requests} requests")

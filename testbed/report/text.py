@@ -88,6 +88,16 @@ def render(report: Report) -> Group:
                           style="red"))
         for line in _events_near(report, w["start"], w["failed_by"]):
             parts.append(Text("    " + line))
+    for f in report.faults:
+        if f.get("started") is None:
+            parts.append(Text(f"Fault {f['index']} {f['action']}: did not start "
+                              f"({f.get('error') or 'no trigger'})", style="yellow"))
+            continue
+        a, b = f["started"] - report.t0, (f.get("ended") or f["started"]) - report.t0
+        parts.append(Text(f"Fault {f['index']} {f['action']} {a:.2f}s .. {b:.2f}s "
+                          f"(+{f.get('settle', 0):g}s settle): {f.get('target') or ''}"
+                          + (f" error: {f['error']}" if f.get("error") else ""),
+                          style="magenta"))
     if report.rollout_stalled is not None or report.rollout_seconds is not None:
         dur = "" if report.rollout_seconds is None else f" in {report.rollout_seconds:.1f}s"
         parts.append(Text("Rollout: " + ("stalled" if report.rollout_stalled else

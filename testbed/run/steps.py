@@ -28,6 +28,7 @@ from testbed.loadgen.attack import AttackConfig, AttackResult, BackgroundAttack,
 from testbed.poll import TimedOut, poll
 from testbed.report import Report, build_report, write_report
 from testbed.run import awssetup, ctrllog, diagnose
+from testbed.run.faults import FaultRecord, Faults
 from testbed.run.podwatch import PodRecorder
 from testbed.scenario import plan
 from testbed.scenario.model import Scenario
@@ -106,6 +107,7 @@ class Run:
     # what cleanup releases last (the listener port lease)
     held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     listener_port: int = 0  # leased by configure
+    faults: list[FaultRecord] = field(default_factory=list)  # as they happened (faults.py)
     # ingress mode: each of the run's Services -> the target group the controller made for it
     # (its events, fake ALB settings and health count too; kept after a swap deletes one)
     tg_by_service: dict[str, str] = field(default_factory=dict)
@@ -524,15 +526,30 @@ def load(r: Run) -> None:
 def rollouts(r: Run) -> None:
     """Roll the Deployment `r.rollouts` times, each to a new version; a rollout that misses its
     deadline is a stall and ends the series."""
-    sc, it = r.sc, r.it
+    sc = r.sc
     count = 0 if r.stalled or r.baseline_failure is not None else r.rollouts
     if count and sc.ingress is not None and \
             len(plan.ingress_steps(sc, _service(r)[0])) > 1:
         _change_ingress(r)
         return
+    faults = Faults(r) if count and sc.faults else None
+    try:
+        _roll(r, count, faults)
+    finally:
+        if faults is not None:
+            r.faults = faults.stop()
+            for f in r.faults:
+                info(f"{sc.name}: fault {f.index} {f.action}: " +
+                     (f"error: {f.error}" if f.error else f.target or "done"))
+
+
+def _roll(r: Run, count: int, faults: Faults | None) -> None:
+    sc, it = r.sc, r.it
     for n in range(1, count + 1):
         with step(f"{sc.name}: rollout {n}/{count}") as outcome:
             started = time.monotonic()
+            if faults is not None and n == 1:
+                faults.start(time.time())
             if it.target is not None:
                 rollout.trigger(r.stack.api, r.ns, sc.rollout, it.target, it.prepared)
             else:
@@ -657,7 +674,7 @@ def report(r: Run) -> None:
                             r.controller_actions, name=r.sc.name, expect=r.sc.expect,
                             rollout_stalled=None if failed else r.stalled,
                             rollout_seconds=r.rollout_seconds, host_load=r.host_load,
-                            facts=facts(r))
+                            facts=facts(r), faults=[f.to_dict() for f in r.faults])
     if failed is not None and r.report.verdict is not None:
         r.report.verdict.ok = False
         r.report.verdict.reasons[:] = [

@@ -476,6 +476,36 @@ def _unique_strings(v: tuple[int | str, ...]) -> tuple[str, ...]:
     return out
 
 
+FAULT_ACTIONS = ("controllerRestart", "controllerStop", "bindingDelete", "bindingReplace",
+                 "unready")
+FAULT_EVENTS = ("rolloutStart", "firstNewPodCreated", "firstNewPodReady",
+                "firstOldPodTerminating")
+
+
+class Fault(Declared):
+    """`faults[]` - one fault injected during the (first) rollout; docs/faults.md"""
+
+    action: Annotated[Literal[FAULT_ACTIONS], Expected(  # type: ignore[valid-type]
+        "one of " + ", ".join(FAULT_ACTIONS))] = Field(
+        description="`controllerRestart`: kill the controller pod (no grace) and wait for its "
+        "replacement. `controllerStop`: no controller for `seconds` (scaled to 0, then back). "
+        "`bindingDelete`: delete the run's TargetGroupBinding. `bindingReplace`: delete it and, "
+        "once gone, create `<name>-b` with the same spec. `unready`: `pods` of the new version "
+        "answer 503 on /ready for `seconds` (demo app only).")
+    after: Annotated[Literal[FAULT_EVENTS], Expected(  # type: ignore[valid-type]
+        "one of " + ", ".join(FAULT_EVENTS))] = Field(
+        "rolloutStart", description="The event the fault waits for; then `delaySeconds`.")
+    delay_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
+        0.0, description="Seconds after `after` before the fault starts.")
+    seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
+        10.0, description="How long `controllerStop` and `unready` last.")
+    pods: Annotated[Literal["one", "all"], Expected("'one' or 'all'")] = Field(
+        "one", description="`unready`: one new pod, or all of them.")
+    settle_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
+        10.0, description="The fault's window goes on this long after its action ends: with "
+        "`expect.faultErrors: allowed`, failed requests inside a window are the fault's.")
+
+
 class Expect(Declared):
     """`expect`"""
 
@@ -488,6 +518,9 @@ class Expect(Declared):
         default_factory=tuple, description="With `expected`: the only error classes allowed "
         "(`\"502\"`, `\"503\"`, `\"504\"`, other HTTP codes, " +
         ", ".join(f"`{c}`" for c in TRANSPORT_CLASSES) + "); empty = any.")
+    fault_errors: Annotated[Literal["none", "allowed"], Expected("'none' or 'allowed'")] = Field(
+        "none", description="`allowed`: failed requests inside a fault's window (`faults[]`) do "
+        "not count against `errors`; they are reported apart.")
     min_errors: Annotated[Int, Field(ge=0)] = Field(
         0, description="With `expected`: at least this many failed requests (the bug must "
         "reproduce).")
@@ -547,6 +580,10 @@ class Scenario(Declared):
     controller: ControllerSwitches = Field(default_factory=ControllerSwitches,
                                    description="Controller switches.")
     load: Load = Field(default_factory=Load, description="The load sent through the ALB.")
+    faults: Annotated[tuple[Fault, ...], Field(max_length=8),
+                      Expected("a list of faults")] = Field(
+        default_factory=tuple, description="Faults injected during the first rollout "
+        "(docs/faults.md).")
     expect: Expect = Field(default_factory=Expect, description="What must happen.")
 
     @model_validator(mode="after")

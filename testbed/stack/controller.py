@@ -182,6 +182,14 @@ class ControllerDeployment:
             raise StepFailed(f"the controller's webhook not reachable within {timeout:.0f}s: "
                              f"{seen[0] if seen else ''}") from None
 
+    def scale(self, replicas: int, timeout: float = 120) -> None:
+        """Set the controller's replicas; back above 0, wait until it serves again."""
+        self.apps.patch_namespaced_deployment_scale(
+            DEPLOYMENT, NAMESPACE, {"spec": {"replicas": replicas}})
+        if replicas:
+            self.wait_ready(timeout)
+            self.wait_webhook(timeout)
+
     def restart(self, timeout: float = 120) -> str:
         """Kill the controller pod (no grace) and wait for its replacement to be Ready."""
         old = set(self._ready_pods())

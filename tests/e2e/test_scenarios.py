@@ -171,3 +171,21 @@ def test_pod_cache_race_shows_the_controller_skipping_pods_it_never_registers(
         skipped = {a["pod"] for a in acts if a["kind"] == "skip"}
         registered = {a["pod"] for a in acts if a["kind"] == "register"}
         assert skipped and skipped <= registered, render_text(twin.result.report, width=200)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("binding-replaced")])
+def test_the_binding_replacement_fault_ran_and_is_on_the_report(
+        name: str, outcomes: dict[str, Outcome]) -> None:
+    """The fault started after the first new pod, replaced demo by demo-b, and only its own
+    window holds failed requests (the verdict excuses them, docs/faults.md)."""
+    result = outcomes[name].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    assert fault["started"] is not None and not fault["error"], text
+    assert fault["target"] == "demo -> demo-b", text
+    created = min(e["ts"] for e in rep.pod_events if e["kind"] == "created"
+                  and e["ts"] > rep.t0)
+    assert fault["started"] >= created, text
+    assert "Fault 0 bindingReplace" in text

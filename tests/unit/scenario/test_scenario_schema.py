@@ -24,11 +24,13 @@ BUGS_AND_TWINS = {
     "health-check-failing-gate": "health-check-fail-open",
     "pod-cache-race": "pod-cache-race-polled",
     "readiness-all-fail": "readiness-all-fail-health-check",
+    "binding-replaced": "binding-replaced-gates-released",
 }
 # bugs of one controller release and their twins on the release that fixed them (or, for a
 # workaround, the same release with the workaround applied)
 RELEASE_BUGS = {"no-pod-watch": ("v3.2.0", "v3.4.0"), "backoff-requeue": ("v2.6.0", "v2.10.0"),
-                "pod-cache-race": ("v2.4.1", "v2.6.0")}
+                "pod-cache-race": ("v2.4.1", "v2.6.0"),
+                "binding-replaced": ("v2.2.1", "v2.4.1")}
 WORKAROUNDS = {"backoff-requeue-capped": "backoff-requeue"}
 
 

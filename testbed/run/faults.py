@@ -1,0 +1,214 @@
+"""Faults injected during a run's first rollout (scenario `faults:`, docs/faults.md).
+
+Each fault waits for its trigger (an event of the rollout, seen by the run's pod watch, then
+`delaySeconds`), runs its action, and keeps a record: what it did to what, when it started and
+ended. Its window, [start, end + settleSeconds], is what the report shades on the timeline and
+what `expect.faultErrors: allowed` excuses. Actions are a table of small functions over the
+Kubernetes API (the controller only through its Deployment, the workload only through the API
+server's pod proxy), one per `faults[].action`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubernetes import client
+
+from testbed.poll import TimedOut, poll
+from testbed.run.podwatch import PodRecorder
+from testbed.scenario.model import Fault, Scenario
+from testbed.scenario.plan import APP_PORT
+
+
+class Run(Protocol):
+    """What a fault needs of its run (testbed/run/steps.py Run)."""
+
+    sc: Scenario
+    ns: str
+    stack: Any  # api (ApiClient), controller (ControllerDeployment)
+    recorder: PodRecorder | None
+    cancel: threading.Event
+
+TGB = ("elbv2.k8s.aws", "v1beta1")
+GONE_TIMEOUT = 120.0  # a binding's finalizer waits for the controller's cleanup
+
+
+@dataclass
+class FaultRecord:
+    """One fault as it happened (times are epoch seconds, like every report input)."""
+
+    index: int
+    action: str
+    settle: float
+    target: str = ""
+    started: float | None = None
+    ended: float | None = None
+    error: str = ""
+
+    def window(self) -> tuple[float, float] | None:
+        if self.started is None:
+            return None
+        return self.started, (self.ended or self.started) + self.settle
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "action": self.action, "target": self.target,
+                "started": self.started, "ended": self.ended, "settle": self.settle,
+                "error": self.error}
+
+
+def trigger_time(event: str, pod_events: Sequence[dict[str, Any]], since: float) -> float | None:
+    """When `event` happened in the rollout that started at `since` (None: not yet). A new pod
+    is one created since then; an old pod is any other."""
+    if event == "rolloutStart":
+        return since
+    created = {e["pod"]: e["ts"] for e in pod_events if e.get("kind") == "created"}
+    new = {p for p, ts in created.items() if ts >= since}
+    for e in sorted(pod_events, key=lambda e: e["ts"]):
+        if e["ts"] < since:
+            continue
+        pod, kind = e.get("pod"), e.get("kind")
+        if event == "firstNewPodCreated" and kind == "created" and pod in new:
+            return float(e["ts"])
+        if event == "firstNewPodReady" and kind == "ready" and pod in new:
+            return float(e["ts"])
+        if event == "firstOldPodTerminating" and kind == "terminating" and pod not in new:
+            return float(e["ts"])
+    return None
+
+
+Action = Callable[[Run, Fault, float], str]
+
+
+def _bindings(r: Run) -> list[dict[str, Any]]:
+    custom = client.CustomObjectsApi(r.stack.api)
+    out = custom.list_namespaced_custom_object(*TGB, r.ns, "targetgroupbindings")
+    return list(out.get("items") or [])
+
+
+def _delete_binding(r: Run, name: str) -> None:
+    custom = client.CustomObjectsApi(r.stack.api)
+    custom.delete_namespaced_custom_object(*TGB, r.ns, "targetgroupbindings", name)
+
+    def gone() -> bool:
+        try:
+            custom.get_namespaced_custom_object(*TGB, r.ns, "targetgroupbindings", name)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    poll(gone, GONE_TIMEOUT)
+
+
+def binding_delete(r: Run, fault: Fault, since: float) -> str:
+    names = [b["metadata"]["name"] for b in _bindings(r)]
+    for name in names:
+        _delete_binding(r, name)
+    return ", ".join(names)
+
+
+def binding_replace(r: Run, fault: Fault, since: float) -> str:
+    """Delete each binding and, once the controller has let it go, create `<name>-b` with the
+    same spec: what a tool that recreates the binding (or an Ingress change) does."""
+    custom = client.CustomObjectsApi(r.stack.api)
+    done = []
+    for old in _bindings(r):
+        name = old["metadata"]["name"]
+        _delete_binding(r, name)
+        custom.create_namespaced_custom_object(*TGB, r.ns, "targetgroupbindings", {
+            "apiVersion": "/".join(TGB), "kind": "TargetGroupBinding",
+            "metadata": {"name": f"{name}-b", "namespace": r.ns,
+                         "labels": old["metadata"].get("labels") or {}},
+            "spec": old["spec"]})
+        done.append(f"{name} -> {name}-b")
+    return ", ".join(done)
+
+
+def controller_restart(r: Run, fault: Fault, since: float) -> str:
+    return "controller pod " + r.stack.controller.restart()
+
+
+def controller_stop(r: Run, fault: Fault, since: float) -> str:
+    r.stack.controller.scale(0)
+    r.cancel.wait(fault.seconds)  # the fault's own duration, not a wait for a condition
+    r.stack.controller.scale(1)
+    return f"controller stopped {fault.seconds:g}s"
+
+
+def _new_pods(r: Run, since: float) -> list[str]:
+    assert r.recorder is not None
+    created = [(e["ts"], e["pod"]) for e in r.recorder.events
+               if e.get("kind") == "created" and e["ts"] >= since]
+    return [p for _, p in sorted(created)]
+
+
+def _admin_ready(r: Run, pod: str, value: str) -> None:
+    client.CoreV1Api(r.stack.api).connect_post_namespaced_pod_proxy_with_path(
+        f"{pod}:{APP_PORT}", r.ns, f"admin/ready/{value}")
+
+
+def unready(r: Run, fault: Fault, since: float) -> str:
+    """The demo app's /admin/ready, through the API server's pod proxy."""
+    pods = _new_pods(r, since)
+    pods = pods[:1] if fault.pods == "one" else pods
+    for p in pods:
+        _admin_ready(r, p, "false")
+    r.cancel.wait(fault.seconds)  # the fault's own duration
+    for p in pods:
+        _admin_ready(r, p, "auto")
+    return ", ".join(pods) or "no new pod yet"
+
+
+ACTIONS: dict[str, Action] = {
+    "controllerRestart": controller_restart,
+    "controllerStop": controller_stop,
+    "bindingDelete": binding_delete,
+    "bindingReplace": binding_replace,
+    "unready": unready,
+}
+
+
+class Faults:
+    """The run's faults, each in its own thread from the rollout's start."""
+
+    def __init__(self, r: Run) -> None:
+        self.r = r
+        self.records = [FaultRecord(i, f.action, f.settle_seconds)
+                        for i, f in enumerate(r.sc.faults)]
+        self._threads: list[threading.Thread] = []
+
+    def start(self, since: float) -> None:
+        for rec, fault in zip(self.records, self.r.sc.faults, strict=True):
+            t = threading.Thread(target=self._run, args=(rec, fault, since),
+                                 name=f"fault-{rec.index}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _run(self, rec: FaultRecord, fault: Fault, since: float) -> None:
+        r = self.r
+        try:
+            events = r.recorder.events if r.recorder is not None else []
+            at = poll(lambda: trigger_time(fault.after, events, since),
+                      r.sc.rollout.timeout_seconds, 0.2) or since
+            if r.cancel.wait(max(0.0, at + fault.delay_seconds - time.time())):
+                return
+            rec.started = time.time()
+            rec.target = ACTIONS[fault.action](r, fault, since)
+        except TimedOut:
+            rec.error = f"{fault.after} did not happen"
+        except Exception as exc:  # the fault failed: the report says so, the run goes on
+            rec.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if rec.started is not None:
+                rec.ended = time.time()
+
+    def stop(self, timeout: float = 30.0) -> list[FaultRecord]:
+        end = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+        return self.records
