@@ -63,7 +63,7 @@ class FaultRecord:
 def trigger_time(event: str, pod_events: Sequence[dict[str, Any]], since: float) -> float | None:
     """When `event` happened in the rollout that started at `since` (None: not yet). A new pod
     is one created since then; an old pod is any other."""
-    if event == "rolloutStart":
+    if event in ("beforeRollout", "rolloutStart"):
         return since
     created = {e["pod"]: e["ts"] for e in pod_events if e.get("kind") == "created"}
     new = {p for p, ts in created.items() if ts >= since}
@@ -80,7 +80,10 @@ def trigger_time(event: str, pod_events: Sequence[dict[str, Any]], since: float)
     return None
 
 
-Action = Callable[[Run, Fault, float], str]
+# An action gets its run, its fault, the rollout's start, and `begun`, to call once the fault
+# is in effect (when it does not, its return counts as that): a `beforeRollout` fault holds the
+# rollout until then.
+Action = Callable[[Run, Fault, float, Callable[[], None]], str]
 
 
 def _bindings(r: Run) -> list[dict[str, Any]]:
@@ -105,14 +108,14 @@ def _delete_binding(r: Run, name: str) -> None:
     poll(gone, GONE_TIMEOUT)
 
 
-def binding_delete(r: Run, fault: Fault, since: float) -> str:
+def binding_delete(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
     names = [b["metadata"]["name"] for b in _bindings(r)]
     for name in names:
         _delete_binding(r, name)
     return ", ".join(names)
 
 
-def binding_replace(r: Run, fault: Fault, since: float) -> str:
+def binding_replace(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
     """Delete each binding and, once the controller has let it go, create `<name>-b` with the
     same spec: what a tool that recreates the binding (or an Ingress change) does."""
     custom = client.CustomObjectsApi(r.stack.api)
@@ -129,15 +132,42 @@ def binding_replace(r: Run, fault: Fault, since: float) -> str:
     return ", ".join(done)
 
 
-def controller_restart(r: Run, fault: Fault, since: float) -> str:
+def controller_restart(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
     return "controller pod " + r.stack.controller.restart()
 
 
-def controller_stop(r: Run, fault: Fault, since: float) -> str:
+def controller_stop(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
     r.stack.controller.scale(0)
+    begun()
     r.cancel.wait(fault.seconds)  # the fault's own duration, not a wait for a condition
     r.stack.controller.scale(1)
     return f"controller stopped {fault.seconds:g}s"
+
+
+def webhook_down(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+    """The webhook Service selects no pod for a while: calls fail (connection refused) and
+    each webhook's failurePolicy decides (the pod mutator: Ignore since ALBC v2.12.0, Fail
+    before; the binding webhooks: Fail)."""
+    r.stack.controller.webhook_down(True)
+    try:
+        r.stack.controller.wait_webhook(reachable=False)
+        begun()
+        r.cancel.wait(fault.seconds)  # the fault's own duration
+    finally:
+        r.stack.controller.webhook_down(False)
+        r.stack.controller.wait_webhook()
+    return f"webhook Service without endpoints for {fault.seconds:g}s"
+
+
+def _api_fault(error: str) -> Action:
+    def act(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+        r.stack.aws.api_fault({"error": error, "share": fault.share, "seconds": fault.seconds})
+        begun()
+        r.cancel.wait(fault.seconds)  # the fault's own duration
+        state = r.stack.aws.api_fault(None)
+        return (f"{state.get('refused', 0)} of {state.get('seen', 0)} controller calls "
+                f"answered {error}")
+    return act
 
 
 def _new_pods(r: Run, since: float) -> list[str]:
@@ -152,12 +182,13 @@ def _admin_ready(r: Run, pod: str, value: str) -> None:
         f"{pod}:{APP_PORT}", r.ns, f"admin/ready/{value}")
 
 
-def unready(r: Run, fault: Fault, since: float) -> str:
+def unready(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
     """The demo app's /admin/ready, through the API server's pod proxy."""
     pods = _new_pods(r, since)
     pods = pods[:1] if fault.pods == "one" else pods
     for p in pods:
         _admin_ready(r, p, "false")
+    begun()
     r.cancel.wait(fault.seconds)  # the fault's own duration
     for p in pods:
         _admin_ready(r, p, "auto")
@@ -170,6 +201,9 @@ ACTIONS: dict[str, Action] = {
     "bindingDelete": binding_delete,
     "bindingReplace": binding_replace,
     "unready": unready,
+    "webhookDown": webhook_down,
+    "awsThrottle": _api_fault("throttling"),
+    "awsUnavailable": _api_fault("unavailable"),
 }
 
 
@@ -181,13 +215,19 @@ class Faults:
         self.records = [FaultRecord(i, f.action, f.settle_seconds)
                         for i, f in enumerate(r.sc.faults)]
         self._threads: list[threading.Thread] = []
+        self._begun = [threading.Event() for _ in self.records]
 
-    def start(self, since: float) -> None:
+    def start(self, since: float, timeout: float = 120.0) -> None:
+        """Start every fault's thread; return once each `beforeRollout` fault is in effect
+        (or has ended, or `timeout` passed)."""
         for rec, fault in zip(self.records, self.r.sc.faults, strict=True):
             t = threading.Thread(target=self._run, args=(rec, fault, since),
                                  name=f"fault-{rec.index}", daemon=True)
             t.start()
             self._threads.append(t)
+        for fault, begun in zip(self.r.sc.faults, self._begun, strict=True):
+            if fault.after == "beforeRollout":
+                begun.wait(timeout)
 
     def _run(self, rec: FaultRecord, fault: Fault, since: float) -> None:
         r = self.r
@@ -198,7 +238,7 @@ class Faults:
             if r.cancel.wait(max(0.0, at + fault.delay_seconds - time.time())):
                 return
             rec.started = time.time()
-            rec.target = ACTIONS[fault.action](r, fault, since)
+            rec.target = ACTIONS[fault.action](r, fault, since, self._begun[rec.index].set)
         except TimedOut:
             rec.error = f"{fault.after} did not happen"
         except Exception as exc:  # the fault failed: the report says so, the run goes on
@@ -206,6 +246,7 @@ class Faults:
         finally:
             if rec.started is not None:
                 rec.ended = time.time()
+            self._begun[rec.index].set()
 
     def stop(self, timeout: float = 30.0) -> list[FaultRecord]:
         end = time.monotonic() + timeout

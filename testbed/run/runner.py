@@ -103,7 +103,7 @@ def batches(scenarios: list[Scenario]) -> list[Batch]:
     for sc in scenarios:
         args = plan.controller_args(sc)
         b = groups.setdefault(tuple(sorted(args)), Batch(args, [], []))
-        (b.alone if sc.run_alone else b.side_by_side).append(sc)
+        (b.alone if plan.runs_alone(sc) else b.side_by_side).append(sc)
     return [groups[k] for k in sorted(groups)]
 
 

@@ -477,8 +477,12 @@ def _unique_strings(v: tuple[int | str, ...]) -> tuple[str, ...]:
 
 
 FAULT_ACTIONS = ("controllerRestart", "controllerStop", "bindingDelete", "bindingReplace",
-                 "unready")
-FAULT_EVENTS = ("rolloutStart", "firstNewPodCreated", "firstNewPodReady",
+                 "unready", "webhookDown", "awsThrottle", "awsUnavailable")
+# faults on what every run beside this one shares (one controller, one fake AWS): such a run
+# runs alone
+SHARED_FAULTS = ("controllerRestart", "controllerStop", "webhookDown", "awsThrottle",
+                 "awsUnavailable")
+FAULT_EVENTS = ("beforeRollout", "rolloutStart", "firstNewPodCreated", "firstNewPodReady",
                 "firstOldPodTerminating")
 
 
@@ -491,14 +495,20 @@ class Fault(Declared):
         "replacement. `controllerStop`: no controller for `seconds` (scaled to 0, then back). "
         "`bindingDelete`: delete the run's TargetGroupBinding. `bindingReplace`: delete it and, "
         "once gone, create `<name>-b` with the same spec. `unready`: `pods` of the new version "
-        "answer 503 on /ready for `seconds` (demo app only).")
+        "answer 503 on /ready for `seconds` (demo app only). `webhookDown`: the controller's "
+        "webhook Service reaches no pod for `seconds` (the webhooks' failurePolicy decides). "
+        "`awsThrottle` / `awsUnavailable`: `share` of the controller's ELBv2 calls answered "
+        "400 Throttling / 503 ServiceUnavailable for `seconds`.")
     after: Annotated[Literal[FAULT_EVENTS], Expected(  # type: ignore[valid-type]
         "one of " + ", ".join(FAULT_EVENTS))] = Field(
-        "rolloutStart", description="The event the fault waits for; then `delaySeconds`.")
+        "rolloutStart", description="The event the fault waits for; then `delaySeconds`. "
+        "`beforeRollout`: the rollout starts only once the fault is in effect.")
     delay_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
         0.0, description="Seconds after `after` before the fault starts.")
     seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
         10.0, description="How long `controllerStop` and `unready` last.")
+    share: Annotated[Num, Field(gt=0, le=1)] = Field(
+        1.0, description="`awsThrottle`, `awsUnavailable`: the share of calls refused.")
     pods: Annotated[Literal["one", "all"], Expected("'one' or 'all'")] = Field(
         "one", description="`unready`: one new pod, or all of them.")
     settle_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from testbed.declare import marker
 from testbed.demoapp.config import DemoBehaviour, env_for
-from testbed.scenario.model import ControllerFlag, EngineSetting, Scenario
+from testbed.scenario.model import SHARED_FAULTS, ControllerFlag, EngineSetting, Scenario
 from testbed.workload.manifests import in_namespace
 from testbed.workload.select import Target
 
@@ -34,6 +34,12 @@ def _marked(section: BaseModel, kind: type[Any]) -> list[tuple[Any, Any]]:
         if mark is not None:
             out.append((mark, getattr(section, name)))
     return out
+
+
+def runs_alone(sc: Scenario) -> bool:
+    """No run beside it: it asks so (a duration expectation), or one of its faults hits what
+    runs side by side share (the controller, its webhook, the fake AWS API)."""
+    return sc.run_alone or any(f.action in SHARED_FAULTS for f in sc.faults)
 
 
 def controller_args(sc: Scenario) -> list[str]:

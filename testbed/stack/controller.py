@@ -31,6 +31,8 @@ CERT_ANNOTATION = "alb-testbed/webhook-cert"
 # the gen-webhook-manifests flags the webhook configurations in place were made with
 WEBHOOK_ARGS_ANNOTATION = "alb-testbed/webhook-args"
 RELEASE_FLAG = "--behave-like"
+WEBHOOK_SERVICE = "alb-controller-webhook"
+WEBHOOK_DOWN_LABEL = "alb-testbed/webhook"
 WEBHOOK_PROBE_ARN = ("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/"
                      "webhook-probe/0000000000000000")
 DEPLOYMENT = "alb-controller"
@@ -154,10 +156,11 @@ class ControllerDeployment:
                 out.append(p.metadata.name)
         return out
 
-    def wait_webhook(self, timeout: float = 60) -> None:
-        """Wait until the API server reaches the TargetGroupBinding webhook: it is
-        failurePolicy Fail, as upstream's, so a Service that still points at the pod just
-        replaced refuses every binding. The probe is a dry-run create (nothing is stored)."""
+    def wait_webhook(self, timeout: float = 60, reachable: bool = True) -> None:
+        """Wait until the API server reaches the TargetGroupBinding webhook (or, reachable
+        False, no longer does): it is failurePolicy Fail, as upstream's, so a Service that
+        still points at the pod just replaced refuses every binding. The probe is a dry-run
+        create (nothing is stored)."""
         probe = {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
                  "metadata": {"name": "webhook-probe", "namespace": NAMESPACE},
                  "spec": {"targetType": "ip", "serviceRef": {"name": "webhook-probe", "port": 80},
@@ -177,10 +180,18 @@ class ControllerDeployment:
             return True  # stored nothing; an answer (even a denial) means it is reachable
 
         try:
-            poll(answered, timeout)
+            poll(answered if reachable else lambda: not answered(), timeout)
         except TimedOut:
-            raise StepFailed(f"the controller's webhook not reachable within {timeout:.0f}s: "
+            state = "not reachable within" if reachable else "still reachable after"
+            raise StepFailed(f"the controller's webhook {state} {timeout:.0f}s: "
                              f"{seen[0] if seen else ''}") from None
+
+    def webhook_down(self, down: bool) -> None:
+        """Take the webhooks away (their Service also selects a label no pod has: callers get
+        connection refused) or bring them back (the label removed from the selector)."""
+        self.core.patch_namespaced_service(
+            WEBHOOK_SERVICE, NAMESPACE,
+            {"spec": {"selector": {WEBHOOK_DOWN_LABEL: "down" if down else None}}})
 
     def scale(self, replicas: int, timeout: float = 120) -> None:
         """Set the controller's replicas; back above 0, wait until it serves again."""

@@ -79,6 +79,19 @@ class FakeAws:
         except urllib.error.HTTPError as exc:
             raise StepFailed(f"fake AWS refused settings {body}: {exc.read().decode()}") from None
 
+    def api_fault(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Start an API fault (POST /_testbed/faults, testbed/fakeaws/api/faults.py), or with
+        no body end it; returns its state (calls seen and refused)."""
+        req = urllib.request.Request(
+            f"{self.endpoint_url}/_testbed/faults", method="POST" if body else "DELETE",
+            data=json.dumps(body).encode() if body else None,
+            headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return dict(json.load(r))
+        except urllib.error.HTTPError as exc:
+            raise StepFailed(f"fake AWS refused fault {body}: {exc.read().decode()}") from None
+
     def reset(self) -> None:
         req = urllib.request.Request(f"{self.endpoint_url}/_testbed/reset", method="POST",
                                      data=b"{}")

@@ -189,3 +189,35 @@ def test_the_binding_replacement_fault_ran_and_is_on_the_report(
                   and e["ts"] > rep.t0)
     assert fault["started"] >= created, text
     assert "Fault 0 bindingReplace" in text
+
+
+@pytest.mark.skipif("controller-restart-mid-rollout" not in NAMES, reason="in another shard")
+def test_controller_restart_leaves_exactly_the_live_pods_registered(
+        outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["controller-restart-mid-rollout"].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    assert fault["started"] is not None and fault["target"].startswith("controller pod "), text
+    routing = [e for e in rep.aws_events if e["kind"] == "routing"]
+    assert routing and len(routing[-1]["targets"]) == 3, text  # the three live pods, no more
+
+
+@pytest.mark.skipif("aws-throttled-rollout" not in NAMES, reason="in another shard")
+def test_throttling_refused_some_controller_calls(outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["aws-throttled-rollout"].result
+    assert result is not None
+    (fault,) = result.report.faults
+    refused = int(fault["target"].split(" of ")[0])
+    assert refused > 0, render_text(result.report, width=200)
+
+
+@pytest.mark.skipif("webhook-down-fail" not in NAMES, reason="in another shard")
+def test_webhook_failing_closed_still_gates_every_new_pod(outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["webhook-down-fail"].result
+    assert result is not None
+    rep = result.report
+    new = {e["pod"] for e in rep.pod_events if e["kind"] == "created" and e["ts"] > rep.t0}
+    gated = {e["pod"] for e in rep.pod_events if e["kind"] == "gate_true"}
+    assert new and new <= gated, render_text(rep, width=200)

@@ -41,6 +41,7 @@ from testbed.fakeaws.api.errors import (
     tg_not_found,
     xml_safe,
 )
+from testbed.fakeaws.api.faults import CONTROLLER_USER_AGENT, ApiFaults
 from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL, FakeAwsSettings
 from testbed.fakeaws.wire import PORT_TAKEN
 
@@ -62,9 +63,6 @@ TRUST_STORE_ACTIONS = frozenset({
     "DeleteTrustStore", "AddTrustStoreRevocations", "RemoveTrustStoreRevocations",
 })
 MARKERS_KEPT = 1000
-# aws-load-balancer-controller's User-Agent prefix (pkg/aws/aws_config.go userAgent): the
-# `described` events say which DescribeTargetHealth calls came from a controller
-CONTROLLER_USER_AGENT = "elbv2.k8s.aws/"
 _NEXT_MARKER = re.compile(rb"<NextMarker>([^<]+)</NextMarker>")
 _LISTENER_ARN = re.compile(rb"<ListenerArn>([^<]+)</ListenerArn>")
 _DNS_NAME = re.compile(rb"<DNSName>[^<]*</DNSName>")
@@ -85,6 +83,7 @@ class FakeAwsApp:
         self.lock = threading.RLock()
         self.overrides: dict[str, dict[str, float]] = {}
         self.calls = 0
+        self.faults = ApiFaults()
         self.handlers: dict[str, Callable[[dict[str, str], dict[str, Any], StartResponse],
                                           Iterable[bytes]]] = {
             "DescribeTargetHealth": self.describe_target_health,
@@ -127,6 +126,9 @@ class FakeAwsApp:
         form = _elbv2_form(environ)
         if form is None:
             return self.moto(environ, start_response)
+        injected = self.faults.check(str(environ.get("HTTP_USER_AGENT", "")))
+        if injected is not None:
+            return _respond(start_response, injected.status, injected.xml(), "text/xml")
         # One path for GET query strings and POST forms: AWS's query protocol accepts both.
         try:
             return self.elbv2(form, environ, start_response)
@@ -509,6 +511,16 @@ class FakeAwsApp:
                 self._next_address = 0
                 code, raw = self.engine.raw("POST", "/reset")
             return _respond(start_response, code, raw, "application/json")
+        if path == "/_testbed/faults":
+            if method == "POST":
+                try:
+                    return _json(start_response, 200, self.faults.set(
+                        json.loads(_read_body(environ) or b"{}")))
+                except (ValueError, TypeError) as exc:
+                    return _json(start_response, 400, {"error": str(exc)})
+            if method == "DELETE":
+                return _json(start_response, 200, self.faults.clear())
+            return _json(start_response, 200, self.faults.state())
         if path == "/_testbed/healthz":
             try:
                 code, eng = self.engine.call("GET", "/healthz")

@@ -23,8 +23,8 @@ EVENTS = [
 
 
 @pytest.mark.parametrize(("event", "at"), [
-    ("rolloutStart", T0), ("firstNewPodCreated", T0 + 1), ("firstNewPodReady", T0 + 6),
-    ("firstOldPodTerminating", T0 + 7)])
+    ("beforeRollout", T0), ("rolloutStart", T0), ("firstNewPodCreated", T0 + 1),
+    ("firstNewPodReady", T0 + 6), ("firstOldPodTerminating", T0 + 7)])
 def test_triggers_from_pod_events(event: str, at: float) -> None:
     assert trigger_time(event, EVENTS, T0) == at
 
@@ -63,6 +63,43 @@ def test_errors_inside_a_fault_window_are_excused_only_when_allowed() -> None:
     strict = parse_scenario("name: x").expect
     rep = build_report(recs[:20], expect=strict, rollout_stalled=False, faults=[fault.to_dict()])
     assert rep.verdict is not None and not rep.verdict.ok and rep.fault_errors == 0
+
+
+def test_faults_on_shared_parts_make_their_run_run_alone() -> None:
+    from testbed.scenario import plan
+    assert plan.runs_alone(parse_scenario("name: x\nfaults: [{action: awsThrottle}]"))
+    assert plan.runs_alone(parse_scenario("name: x\nfaults: [{action: webhookDown}]"))
+    assert not plan.runs_alone(parse_scenario("name: x\nfaults: [{action: bindingReplace}]"))
+
+
+def test_a_before_rollout_fault_holds_the_rollout_until_it_is_in_effect() -> None:
+    import threading
+    import time
+
+    from testbed.run import faults as faults_mod
+
+    order: list[str] = []
+
+    def slow(r: object, fault: object, since: float, begun: object) -> str:
+        time.sleep(0.2)
+        order.append("in effect")
+        begun()  # type: ignore[operator]
+        return "x"
+
+    class R:
+        sc = parse_scenario("name: x\nfaults: [{action: awsThrottle, after: beforeRollout}]")
+        ns, stack, recorder, cancel = "ns", None, None, threading.Event()
+
+    old = faults_mod.ACTIONS["awsThrottle"]
+    faults_mod.ACTIONS["awsThrottle"] = slow  # type: ignore[assignment]
+    try:
+        f = faults_mod.Faults(R())  # type: ignore[arg-type]
+        f.start(time.time())
+        order.append("rollout")
+        (rec,) = f.stop()
+    finally:
+        faults_mod.ACTIONS["awsThrottle"] = old
+    assert order == ["in effect", "rollout"] and rec.target == "x" and not rec.error
 
 
 def test_fault_declaration_errors_name_the_field() -> None:

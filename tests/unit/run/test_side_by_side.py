@@ -12,7 +12,7 @@ from testbed.console import StepFailed
 from testbed.loadgen.records import Record
 from testbed.report.build import build_report
 from testbed.run import runner
-from testbed.scenario import builtin_names, load_builtin, parse_scenario
+from testbed.scenario import builtin_names, load_builtin, parse_scenario, plan
 
 
 def test_shards_cover_every_scenario_once_and_are_stable() -> None:
@@ -38,7 +38,7 @@ def test_batches_group_by_controller_flags_and_keep_timing_runs_alone() -> None:
     assert default.controller_args == ["--targetgroupbinding-requeue-duration=2"]
     steady = next(b for b in batches if "steady-requeue" in {s.name for s in b.alone})
     assert "--behave-like=v2.10.0" in steady.controller_args
-    assert all(s.run_alone for b in batches for s in b.alone)
+    assert all(plan.runs_alone(s) for b in batches for s in b.alone)
 
 
 class _Controller:

@@ -25,6 +25,7 @@ BUGS_AND_TWINS = {
     "pod-cache-race": "pod-cache-race-polled",
     "readiness-all-fail": "readiness-all-fail-health-check",
     "binding-replaced": "binding-replaced-gates-released",
+    "webhook-down-ignore": "webhook-down-fail",
 }
 # bugs of one controller release and their twins on the release that fixed them (or, for a
 # workaround, the same release with the workaround applied)
