@@ -300,6 +300,13 @@ class Config:
             duration=True,
         ),
     )
+    watch_namespace: str = field(
+        default="",
+        metadata=flag(
+            "watch-namespace",
+            "Namespace whose objects the controller watches (empty: all namespaces).",
+        ),
+    )
     metrics_port: int = field(
         default=8080, metadata=flag("metrics-port", "Port of /metrics, /healthz and /readyz.")
     )

@@ -351,6 +351,7 @@ class KubeCluster:
         component: str = "targetGroupBinding",
         ingress: bool = False,
         pod_delay: float = 0.0,
+        namespace: str = "",
     ) -> None:
         from kubernetes import client
 
@@ -361,22 +362,35 @@ class KubeCluster:
         self.networking = client.NetworkingV1Api(api_client)
         self.component = component
         self.handlers: list[Handler] = []
+        # --watch-namespace: the namespaced kinds from that namespace only (ALBC sets its
+        # cache's DefaultNamespaces, pkg/config/runtime_config.go); nodes and IngressClasses
+        # are cluster-scoped either way.
+        ns = (namespace,) if namespace else ()
+
+        def scoped(kind: str, everywhere: Callable[..., Any], one: Callable[..., Any],
+                   *args: str) -> Resource:
+            return Resource(kind, one if namespace else everywhere,
+                            (*args[:2], *ns, *args[2:]) if args else ns)
+
         resources = [
-            Resource(
-                "tgb", self.custom.list_cluster_custom_object, (TGB_GROUP, TGB_VERSION, TGB_PLURAL)
-            ),
-            Resource("service", self.core.list_service_for_all_namespaces),
-            Resource("pod", self.core.list_pod_for_all_namespaces),
+            scoped("tgb", self.custom.list_cluster_custom_object,
+                   self.custom.list_namespaced_custom_object, TGB_GROUP, TGB_VERSION,
+                   TGB_PLURAL),
+            scoped("service", self.core.list_service_for_all_namespaces,
+                   self.core.list_namespaced_service),
+            scoped("pod", self.core.list_pod_for_all_namespaces, self.core.list_namespaced_pod),
             Resource("node", self.core.list_node),
         ]
         if legacy_endpoints:
-            resources.append(Resource("endpoints", self.core.list_endpoints_for_all_namespaces))
+            resources.append(scoped("endpoints", self.core.list_endpoints_for_all_namespaces,
+                                    self.core.list_namespaced_endpoints))
         else:
-            resources.append(
-                Resource("endpointslice", self.discovery.list_endpoint_slice_for_all_namespaces)
-            )
+            resources.append(scoped("endpointslice",
+                                    self.discovery.list_endpoint_slice_for_all_namespaces,
+                                    self.discovery.list_namespaced_endpoint_slice))
         if ingress:  # only when asked: the informers need ingress RBAC (rbac.yaml)
-            resources.append(Resource("ingress", self.networking.list_ingress_for_all_namespaces))
+            resources.append(scoped("ingress", self.networking.list_ingress_for_all_namespaces,
+                                    self.networking.list_namespaced_ingress))
             resources.append(Resource("ingressclass", self.networking.list_ingress_class))
         self.informers = {
             r.kind: Informer(r, self._fanout, delay=pod_delay if r.kind == "pod" else 0.0)

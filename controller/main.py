@@ -131,6 +131,7 @@ def run_controller(cfg: Config) -> None:
         legacy_endpoints=not cfg.endpoint_slices,
         ingress=cfg.enable_ingress,
         pod_delay=cfg.pod_cache_delay_seconds,
+        namespace=cfg.watch_namespace,
     )
     targets = TargetsManager(
         Boto3ELBv2(cfg.aws_endpoint_url, cfg.region), cfg.target_health_cache_ttl

@@ -242,6 +242,7 @@ class FakeAPI:
 
     def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
         import json
+        import re
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import parse_qs, urlparse
@@ -250,6 +251,7 @@ class FakeAPI:
 
         self.objects = objects
         self.requests: list[tuple[str, str, str, Any]] = []
+        self.lists: list[str] = []  # every list GET's path
         self.stop = threading.Event()
         api = self
 
@@ -279,12 +281,17 @@ class FakeAPI:
                     self.end_headers()
                     api.stop.wait(5)
                     return
-                if u.path not in LISTS:
+                api.lists.append(u.path)
+                # a namespaced list: the cluster-wide collection's items of that namespace
+                m = re.match(r"^(/apis?/.+?)/namespaces/([^/]+)/([^/]+)$", u.path)
+                path, ns = (f"{m[1]}/{m[3]}", m[2]) if m else (u.path, None)
+                if path not in LISTS:
                     self._send(404, {"kind": "Status", "code": 404})
                     return
-                self._send(200, {"kind": LISTS[u.path], "apiVersion": "v1",
-                                 "metadata": {"resourceVersion": "100"},
-                                 "items": list(api.objects.get(u.path, []))})
+                items = [o for o in api.objects.get(path, [])
+                         if ns is None or o.get("metadata", {}).get("namespace") == ns]
+                self._send(200, {"kind": LISTS[path], "apiVersion": "v1",
+                                 "metadata": {"resourceVersion": "100"}, "items": items})
 
             def do_PATCH(self) -> None:  # noqa: N802
                 body = self._record("PATCH")

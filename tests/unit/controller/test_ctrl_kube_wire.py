@@ -75,3 +75,23 @@ def test_real_client_wiring(api: FakeAPI) -> None:
         assert any(FINALIZER in (b["metadata"].get("finalizers") or []) for b in tgb_patches)
     finally:
         kc.stop()
+
+
+def test_watch_namespace_lists_only_that_namespace(api: FakeAPI) -> None:
+    """--watch-namespace (ALBC pkg/config/runtime_config.go): namespaced kinds are listed and
+    watched in that namespace; nodes stay cluster-wide."""
+    conf = client.Configuration()
+    conf.host = api.url
+    kc = KubeCluster(client.ApiClient(conf), namespace=NS)
+    kc.start()
+    try:
+        assert kc.wait_synced(5)
+        assert kc.get("tgb", NS, "web-tgb") is not None and kc.get("node", "", "node-1")
+    finally:
+        kc.stop()
+    listed = set(api.lists)
+    assert f"/apis/elbv2.k8s.aws/v1beta1/namespaces/{NS}/targetgroupbindings" in listed
+    assert {f"/api/v1/namespaces/{NS}/pods", f"/api/v1/namespaces/{NS}/services",
+            f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices",
+            "/api/v1/nodes"} <= listed
+    assert "/api/v1/pods" not in listed and "/api/v1/services" not in listed
