@@ -18,6 +18,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 MUTATING_NAME = "alb-controller-mutating-webhook"
 VALIDATING_NAME = "alb-controller-validating-webhook"
+# set by the API server on every namespace (Kubernetes 1.22+)
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MUTATE_POD_PATH = "/mutate-v1-pod"
 VALIDATE_TGB_PATH = "/validate-elbv2-k8s-aws-v1beta1-targetgroupbinding"
 INJECT_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
@@ -118,6 +120,8 @@ def render_manifests(
     failure_policy: str = "Ignore",
     secret_name: str = "alb-controller-webhook-tls",
     tgb_failure_policy: str = "Fail",
+    watch_namespace: str = "",
+    name_suffix: str = "",
 ) -> dict[str, dict[str, Any]]:
     """Secret + MutatingWebhookConfiguration + ValidatingWebhookConfiguration (file name -> doc).
 
@@ -126,6 +130,13 @@ def render_manifests(
     ALBC release (helm templates/webhook.yaml)."""
     if failure_policy not in ("Ignore", "Fail") or tgb_failure_policy not in ("Ignore", "Fail"):
         raise ValueError("failure policy must be Ignore or Fail")
+    # a controller with --watch-namespace answers for that namespace only (upstream's helm
+    # chart takes namespace selectors for its webhooks: values.yaml webhookNamespaceSelectors)
+    only_watched = (
+        [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": [watch_namespace]}]
+        if watch_namespace
+        else []
+    )
 
     def client_config(path: str) -> dict[str, Any]:
         return {
@@ -147,7 +158,7 @@ def render_manifests(
     mutating = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": MUTATING_NAME},
+        "metadata": {"name": MUTATING_NAME + name_suffix},
         "webhooks": [
             {
                 "name": "mpod.elbv2.k8s.aws",
@@ -158,7 +169,8 @@ def render_manifests(
                 "timeoutSeconds": 10,
                 "namespaceSelector": {
                     "matchExpressions": [
-                        {"key": INJECT_LABEL, "operator": "In", "values": ["enabled"]}
+                        {"key": INJECT_LABEL, "operator": "In", "values": ["enabled"]},
+                        *only_watched,
                     ]
                 },
                 # never gate the controller's own pods (failurePolicy Fail would deadlock it)
@@ -186,7 +198,7 @@ def render_manifests(
     validating = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": VALIDATING_NAME},
+        "metadata": {"name": VALIDATING_NAME + name_suffix},
         "webhooks": [
             {
                 "name": "vtargetgroupbinding.elbv2.k8s.aws",
@@ -195,6 +207,7 @@ def render_manifests(
                 "failurePolicy": tgb_failure_policy,
                 "sideEffects": "None",
                 "timeoutSeconds": 10,
+                "namespaceSelector": {"matchExpressions": only_watched},
                 "rules": [
                     {
                         "apiGroups": ["elbv2.k8s.aws"],

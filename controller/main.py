@@ -257,6 +257,12 @@ def gen_webhook_manifests(
         "Fail", "--tgb-failure-policy", help="TargetGroupBinding webhooks' failurePolicy."
     ),
     secret_name: str = typer.Option("alb-controller-webhook-tls", "--secret-name"),
+    watch_namespace: str = typer.Option(
+        "", "--watch-namespace", help="Answer for this namespace only (a controller run with"
+        " the same --watch-namespace)."),
+    name_suffix: str = typer.Option(
+        "", "--name-suffix", help="Appended to the webhook configurations' names (one set per"
+        " controller instance)."),
     out: Path = typer.Option(..., "--out", help="Directory to write the YAML files into."),  # noqa: B008
 ) -> None:
     """Generate a CA + serving cert and write the Secret and webhook configurations."""
@@ -273,7 +279,14 @@ def gen_webhook_manifests(
     out.mkdir(parents=True, exist_ok=True)
     c = certs_mod.generate(service, namespace)
     docs = certs_mod.render_manifests(
-        c, namespace, service, pod_policy, secret_name, tgb_failure_policy=tgb_failure_policy
+        c,
+        namespace,
+        service,
+        pod_policy,
+        secret_name,
+        tgb_failure_policy=tgb_failure_policy,
+        watch_namespace=watch_namespace,
+        name_suffix=name_suffix,
     )
     for fname, doc in docs.items():
         (out / fname).write_text(yaml.safe_dump(doc, sort_keys=False))

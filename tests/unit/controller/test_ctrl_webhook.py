@@ -256,3 +256,19 @@ def test_a_binding_being_deleted_still_injects_its_gate() -> None:
     t["metadata"]["deletionTimestamp"] = "2026-11-30T10:00:00Z"
     kube.put("tgb", t)
     assert gates_to_inject(kube, NS, new_pod()) == [GATE]
+
+
+def test_webhooks_of_a_namespaced_instance_answer_for_its_namespace_only() -> None:
+    from controller.certs import generate, render_manifests
+
+    docs = render_manifests(generate("svc-x", "alb-system"), "alb-system", "svc-x",
+                            watch_namespace="shop", name_suffix="-x")
+    mutating, validating = docs["mutating-webhook.yaml"], docs["validating-webhook.yaml"]
+    assert mutating["metadata"]["name"].endswith("-x")
+    assert validating["metadata"]["name"].endswith("-x")
+    only = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["shop"]}
+    assert only in mutating["webhooks"][0]["namespaceSelector"]["matchExpressions"]
+    assert validating["webhooks"][0]["namespaceSelector"]["matchExpressions"] == [only]
+    every = render_manifests(generate("svc", "alb-system"), "alb-system", "svc")
+    assert every["validating-webhook.yaml"]["webhooks"][0]["namespaceSelector"] == {
+        "matchExpressions": []}
