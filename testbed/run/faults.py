@@ -29,9 +29,13 @@ class Run(Protocol):
 
     sc: Scenario
     ns: str
-    stack: Any  # api (ApiClient), controller (ControllerDeployment)
+    stack: Any  # api (ApiClient), aws (FakeAws)
     recorder: PodRecorder | None
     cancel: threading.Event
+
+    @property
+    def controller(self) -> Any:  # the run's own ControllerDeployment
+        ...
 
 TGB = ("elbv2.k8s.aws", "v1beta1")
 GONE_TIMEOUT = 120.0  # a binding's finalizer waits for the controller's cleanup
@@ -133,14 +137,14 @@ def binding_replace(r: Run, fault: Fault, since: float, begun: Callable[[], None
 
 
 def controller_restart(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
-    return "controller pod " + r.stack.controller.restart()
+    return "controller pod " + r.controller.restart()
 
 
 def controller_stop(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
-    r.stack.controller.scale(0)
+    r.controller.scale(0)
     begun()
     r.cancel.wait(fault.seconds)  # the fault's own duration, not a wait for a condition
-    r.stack.controller.scale(1)
+    r.controller.scale(1)
     return f"controller stopped {fault.seconds:g}s"
 
 
@@ -148,14 +152,14 @@ def webhook_down(r: Run, fault: Fault, since: float, begun: Callable[[], None]) 
     """The webhook Service selects no pod for a while: calls fail (connection refused) and
     each webhook's failurePolicy decides (the pod mutator: Ignore since ALBC v2.12.0, Fail
     before; the binding webhooks: Fail)."""
-    r.stack.controller.webhook_down(True)
+    r.controller.webhook_down(True)
     try:
-        r.stack.controller.wait_webhook(reachable=False)
+        r.controller.wait_webhook(reachable=False)
         begun()
         r.cancel.wait(fault.seconds)  # the fault's own duration
     finally:
-        r.stack.controller.webhook_down(False)
-        r.stack.controller.wait_webhook()
+        r.controller.webhook_down(False)
+        r.controller.wait_webhook()
     return f"webhook Service without endpoints for {fault.seconds:g}s"
 
 

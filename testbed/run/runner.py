@@ -31,8 +31,8 @@ from testbed.scenario.model import Scenario
 from testbed.stack import fakeaws
 from testbed.stack.controller import ControllerDeployment
 
-__all__ = ["Outcome", "RunResult", "Stack", "batches", "ensure_stack", "run", "run_all",
-           "shard"]
+__all__ = ["Outcome", "RunResult", "Stack", "clear_controllers", "ensure_stack", "run", "run_all",
+           "shard", "split"]
 
 
 @dataclass
@@ -62,21 +62,24 @@ class Outcome:
 
 
 def ensure_stack(workers: int = kindconfig.DEFAULT_WORKERS) -> Stack:
-    """Cluster, project image, fake AWS and controller; each reused when already there."""
+    """Cluster, project image and fake AWS, each reused when already there; no controller
+    (each run deploys its own)."""
     lifecycle.up(workers)
     api = lifecycle.api()
     image = build.project_image()
     lifecycle.load_image(image)
     aws = fakeaws.start(api, image)
-    return Stack(api, image, aws, ControllerDeployment(api))
+    stack = Stack(api, image, aws, ControllerDeployment(api))
+    clear_controllers(stack)
+    return stack
 
 
 def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None, *,
-        cancel: threading.Event | None = None, deploy_controller: bool = True) -> RunResult:
-    """Run `sc`; `rollouts` overrides sc.rollout.count (0: steady load only, for soak runs)."""
+        cancel: threading.Event | None = None) -> RunResult:
+    """Run `sc` with a controller of its own; `rollouts` overrides sc.rollout.count (0: steady
+    load only, for soak runs)."""
     r = Run(sc, stack, out_dir, ns=f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}",
-            rollouts=sc.rollout.count if rollouts is None else rollouts,
-            deploy_controller=deploy_controller)
+            rollouts=sc.rollout.count if rollouts is None else rollouts)
     if cancel is not None:
         r.cancel = cancel
     try:
@@ -88,23 +91,19 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None, 
     return RunResult(sc, r.report, r.paths, r.stalled, r.rollout_seconds)
 
 
-@dataclass
-class Batch:
-    """Scenarios that share one controller deployment."""
-
-    controller_args: list[str]
-    side_by_side: list[Scenario]
-    alone: list[Scenario]
+def split(scenarios: list[Scenario]) -> tuple[list[Scenario], list[Scenario]]:
+    """(side by side, alone): every run has its own controller, so only a run that asks to
+    (a duration expectation) or hurts the shared fake AWS (plan.runs_alone) runs alone."""
+    return ([sc for sc in scenarios if not plan.runs_alone(sc)],
+            [sc for sc in scenarios if plan.runs_alone(sc)])
 
 
-def batches(scenarios: list[Scenario]) -> list[Batch]:
-    """Scenarios grouped by the controller flags they need, in a stable order."""
-    groups: dict[tuple[str, ...], Batch] = {}
-    for sc in scenarios:
-        args = plan.controller_args(sc)
-        b = groups.setdefault(tuple(sorted(args)), Batch(args, [], []))
-        (b.alone if plan.runs_alone(sc) else b.side_by_side).append(sc)
-    return [groups[k] for k in sorted(groups)]
+def clear_controllers(stack: Stack) -> None:
+    """No controller but the runs' own: the shared one (watching every namespace, e.g. left
+    by the controller e2e tests) and the instances of runs that crashed are removed."""
+    stack.controller.remove()
+    for names in stack.controller.stale_instances():
+        ControllerDeployment(stack.api, names).remove()
 
 
 def shard(names: list[str], spec: str) -> list[str]:
@@ -125,7 +124,7 @@ def shard(names: list[str], spec: str) -> list[str]:
 def run_all(scenarios: list[Scenario], stack: Stack, out: Callable[[Scenario], Path],
             parallel: int = 1, on_done: Callable[[Outcome], None] | None = None
             ) -> list[Outcome]:
-    """Run every scenario, `parallel` at a time within a batch; outcomes in input order.
+    """Run every scenario, `parallel` at a time; outcomes in input order.
     A scenario that fails to run (not one that misses its expectation) does not stop the
     others; Ctrl-C cancels every run, waits for their clean-up and re-raises."""
     if parallel < 1:
@@ -137,8 +136,7 @@ def run_all(scenarios: list[Scenario], stack: Stack, out: Callable[[Scenario], P
     def one(sc: Scenario, board: Board) -> None:
         with board.lane(sc.name):
             try:
-                outcome = Outcome(sc, run(sc, stack, out(sc), cancel=cancel,
-                                          deploy_controller=False))
+                outcome = Outcome(sc, run(sc, stack, out(sc), cancel=cancel))
             except StepFailed as exc:
                 outcome = Outcome(sc, None, str(exc))
             except Exception as exc:  # one run's broken infrastructure must not lose the rest
@@ -147,19 +145,18 @@ def run_all(scenarios: list[Scenario], stack: Stack, out: Callable[[Scenario], P
         if on_done is not None:
             on_done(outcome)
 
-    for batch in batches(scenarios):
-        stack.controller.deploy(steps.controller_settings(batch.alone[0] if batch.alone else
-                                                          batch.side_by_side[0], stack))
-        for group, width in ((batch.side_by_side, parallel), (batch.alone, 1)):
-            if not group:
-                continue
-            with Board() as board, ThreadPoolExecutor(max_workers=width) as pool:
-                futures = [pool.submit(one, sc, board) for sc in group]
-                try:
-                    wait(futures)
-                except KeyboardInterrupt:
-                    cancel.set()
-                    err.print("[yellow]interrupted: cancelling every run, cleaning up[/]")
-                    wait(futures)
-                    raise
+    clear_controllers(stack)
+    side_by_side, alone = split(scenarios)
+    for group, width in ((side_by_side, parallel), (alone, 1)):
+        if not group:
+            continue
+        with Board() as board, ThreadPoolExecutor(max_workers=width) as pool:
+            futures = [pool.submit(one, sc, board) for sc in group]
+            try:
+                wait(futures)
+            except KeyboardInterrupt:
+                cancel.set()
+                err.print("[yellow]interrupted: cancelling every run, cleaning up[/]")
+                wait(futures)
+                raise
     return [done[i] for i in range(len(scenarios))]

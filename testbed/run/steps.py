@@ -34,7 +34,7 @@ from testbed.scenario import plan
 from testbed.scenario.model import Scenario
 from testbed.stack import fakeaws
 from testbed.stack.apply import apply
-from testbed.stack.controller import ControllerDeployment, ControllerSettings
+from testbed.stack.controller import ControllerDeployment, ControllerSettings, Names
 from testbed.workload import images, rollout
 from testbed.workload.ingress import check_ingresses, ingresses
 from testbed.workload.manifests import WorkloadError, check_for_run, load_manifests
@@ -100,8 +100,6 @@ class Run:
     host_load: list[float] = field(default_factory=list)  # 1-min load average while loading
     report: Report | None = None
     paths: dict[str, Path] = field(default_factory=dict)
-    # False when a scheduler already deployed the controller with this run's flags
-    deploy_controller: bool = True
     # set from outside (Ctrl-C, a failing sibling run) to end the run's waits early
     cancel: threading.Event = field(default_factory=threading.Event)
     # what cleanup releases last (the listener port lease)
@@ -116,6 +114,12 @@ class Run:
     def run_id(self) -> str:
         """Unique among runs side by side: the namespace's random suffix."""
         return self.ns[-5:]
+
+    @property
+    def controller(self) -> ControllerDeployment:
+        """The run's own controller: `--watch-namespace` its namespace, its own webhooks, so
+        runs with different controller flags go side by side."""
+        return ControllerDeployment(self.stack.api, Names(self.run_id, self.ns))
 
     @property
     def apps(self) -> client.AppsV1Api:
@@ -244,8 +248,9 @@ def configure(r: Run) -> None:
     """The controller with the scenario's flags; the run's own load balancer, target group and
     listener port in the fake AWS, with the scenario's engine settings on that target group
     only, so runs side by side do not touch each other's."""
-    if r.deploy_controller:
-        r.stack.controller.deploy(controller_settings(r.sc, r.stack))
+    # the namespace first: the controller's webhook is checked with a dry run in it
+    apply(r.stack.api, [plan.namespace(r.sc, r.ns)])
+    r.controller.deploy(controller_settings(r.sc, r.stack))
     url = r.stack.aws.endpoint_url
     port = r.held.enter_context(
         r.stack.aws.listener_port(lambda: awssetup.listener_ports_in_use(url)))
@@ -312,8 +317,7 @@ def _controller_view(r: Run) -> str:
         obj = ev.involved_object
         lines.append(f"event {obj.kind}/{obj.name}: {ev.type} {ev.reason}: {ev.message}")
     try:
-        text = r.stack.controller.logs(tail=None,
-                                       since_seconds=int(time.time() - r.started) + 5)
+        text = r.controller.logs(tail=None, since_seconds=int(time.time() - r.started) + 5)
     except client.ApiException as exc:
         text = f"<controller logs unavailable: {exc.reason}>"
     mine = [line for line in text.splitlines() if r.ns in line]
@@ -656,8 +660,7 @@ def collect(r: Run) -> None:
     assert r.setup is not None
     r.aws_events = events_since(r.stack.aws, r.events_since, r.setup, _tg_arns(r)[1:])
     try:
-        text = r.stack.controller.logs(tail=None,
-                                       since_seconds=int(time.time() - r.started + 5) + 1)
+        text = r.controller.logs(tail=None, since_seconds=int(time.time() - r.started + 5) + 1)
     except client.ApiException as exc:
         # a report without controller actions beats none
         info(f"controller logs unavailable ({exc.reason}); report has no controller actions")
@@ -696,6 +699,19 @@ def events_since(aws: fakeaws.FakeAws, since: int, setup: awssetup.AlbSetup,
         since = nxt
 
 
+NAMESPACE_GONE_TIMEOUT = 180.0
+
+
+def _gone(r: Run) -> bool:
+    try:
+        client.CoreV1Api(r.stack.api).read_namespace(r.ns)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return False
+
+
 def cleanup(r: Run) -> None:
     """Always: stop the load and the pod watch, delete the namespace and the ALB."""
     if r.attack is not None:
@@ -708,10 +724,17 @@ def cleanup(r: Run) -> None:
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-        # Not waited for: namespaces are unique per run, and the controller's finalizer
-        # deregisters the old targets from a target group nothing routes to any more. An
-        # Ingress's ALB is the controller's to delete (its finalizer on the Ingress); until
-        # it has, its listener keeps the port out of other runs' leases.
+        # The run's controller goes once the namespace has: its finalizers deregister the
+        # targets and (an Ingress's) delete the ALB first.
+        try:
+            poll(lambda: _gone(r), NAMESPACE_GONE_TIMEOUT)
+        except TimedOut:
+            info(f"namespace {r.ns} still there after {NAMESPACE_GONE_TIMEOUT:.0f}s; removing "
+                 "its controller anyway")
+        try:
+            r.controller.remove()
+        except client.ApiException as exc:
+            info(f"controller clean-up: {exc.reason}")
         try:
             if r.setup is not None and r.setup.made_by_run:
                 awssetup.delete(r.setup, r.stack.aws.endpoint_url)

@@ -478,10 +478,9 @@ def _unique_strings(v: tuple[int | str, ...]) -> tuple[str, ...]:
 
 FAULT_ACTIONS = ("controllerRestart", "controllerStop", "bindingDelete", "bindingReplace",
                  "unready", "webhookDown", "awsThrottle", "awsUnavailable")
-# faults on what every run beside this one shares (one controller, one fake AWS): such a run
-# runs alone
-SHARED_FAULTS = ("controllerRestart", "controllerStop", "webhookDown", "awsThrottle",
-                 "awsUnavailable")
+# faults on what every run beside this one shares (the fake AWS; each run has its own
+# controller): such a run runs alone
+SHARED_FAULTS = ("awsThrottle", "awsUnavailable")
 FAULT_EVENTS = ("beforeRollout", "rolloutStart", "firstNewPodCreated", "firstNewPodReady",
                 "firstOldPodTerminating")
 

@@ -38,7 +38,7 @@ def _marked(section: BaseModel, kind: type[Any]) -> list[tuple[Any, Any]]:
 
 def runs_alone(sc: Scenario) -> bool:
     """No run beside it: it asks so (a duration expectation), or one of its faults hits what
-    runs side by side share (the controller, its webhook, the fake AWS API)."""
+    runs side by side share (the fake AWS API)."""
     return sc.run_alone or any(f.action in SHARED_FAULTS for f in sc.faults)
 
 

@@ -26,6 +26,7 @@ from testbed.stack.apply import apply, load_docs
 
 NAMESPACE = "alb-system"
 MUTATING_WEBHOOK = "alb-controller-mutating-webhook"
+VALIDATING_WEBHOOK = "alb-controller-validating-webhook"
 WEBHOOK_SECRET = "alb-controller-webhook-tls"
 CERT_ANNOTATION = "alb-testbed/webhook-cert"
 # the gen-webhook-manifests flags the webhook configurations in place were made with
@@ -36,7 +37,71 @@ WEBHOOK_DOWN_LABEL = "alb-testbed/webhook"
 WEBHOOK_PROBE_ARN = ("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/"
                      "webhook-probe/0000000000000000")
 DEPLOYMENT = "alb-controller"
-SELECTOR = "app.kubernetes.io/name=alb-controller"
+NAME_LABEL, INSTANCE_LABEL = "app.kubernetes.io/name", "app.kubernetes.io/instance"
+# a run's own controller: another name label, so the shared Deployment and Services never
+# select its pods
+RUN_APP = "alb-controller-run"
+WATCHED_ANNOTATION = "alb-testbed/watch-namespace"
+
+
+@dataclass(frozen=True)
+class Names:
+    """The objects of one controller deployment: the shared one (watching every namespace),
+    or a run's own instance (`--watch-namespace`, webhooks for that namespace only)."""
+
+    instance: str = ""
+    watch_namespace: str = ""
+
+    @property
+    def suffix(self) -> str:
+        return f"-{self.instance}" if self.instance else ""
+
+    @property
+    def deployment(self) -> str:
+        return DEPLOYMENT + self.suffix
+
+    @property
+    def webhook_service(self) -> str:
+        return WEBHOOK_SERVICE + self.suffix
+
+    @property
+    def secret(self) -> str:
+        return WEBHOOK_SECRET + self.suffix
+
+    @property
+    def mutating(self) -> str:
+        return MUTATING_WEBHOOK + self.suffix
+
+    @property
+    def validating(self) -> str:
+        return VALIDATING_WEBHOOK + self.suffix
+
+    @property
+    def labels(self) -> dict[str, str]:
+        if not self.instance:
+            return {NAME_LABEL: DEPLOYMENT}
+        return {NAME_LABEL: RUN_APP, INSTANCE_LABEL: self.instance}
+
+    @property
+    def selector(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.labels.items())
+
+    @property
+    def probe_namespace(self) -> str:
+        """Where a dry-run binding reaches this deployment's webhook."""
+        return self.watch_namespace or NAMESPACE
+
+    def webhook_args(self) -> list[str]:
+        if not self.instance:
+            return []
+        return ["--service", self.webhook_service, "--secret-name", self.secret,
+                "--name-suffix", self.suffix, "--watch-namespace", self.watch_namespace]
+
+    def controller_args(self) -> list[str]:
+        if not self.instance:
+            return []
+        return [f"--watch-namespace={self.watch_namespace}",
+                f"--leader-election-id=alb-controller-leader{self.suffix}"]
 
 
 @dataclass
@@ -74,51 +139,112 @@ def _cert_id(secret: dict[str, Any]) -> str:
     return hashlib.sha256(str(sorted((secret.get("data") or {}).items())).encode()).hexdigest()[:12]
 
 
-def _deployment(doc: dict[str, Any], s: ControllerSettings, cert: str) -> dict[str, Any]:
+def _deployment(doc: dict[str, Any], s: ControllerSettings, cert: str,
+                names: Names) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
+    doc["metadata"]["name"] = names.deployment
+    doc["metadata"]["labels"] = dict(names.labels)
+    doc["metadata"].setdefault("annotations", {})[WATCHED_ANNOTATION] = names.watch_namespace
+    doc["spec"]["selector"] = {"matchLabels": dict(names.labels)}
     # The controller loads its serving cert at start: a new cert must restart its pod.
     meta = doc["spec"]["template"].setdefault("metadata", {})
+    meta["labels"] = dict(names.labels)
     meta.setdefault("annotations", {})[CERT_ANNOTATION] = cert
     pod = doc["spec"]["template"]["spec"]
+    for v in pod.get("volumes") or []:
+        if (v.get("secret") or {}).get("secretName") == WEBHOOK_SECRET:
+            v["secret"]["secretName"] = names.secret
     c = pod["containers"][0]
     c["image"] = s.image
     c["imagePullPolicy"] = "Never"
-    c["args"] = [*c.get("args", []), *s.flags()]
+    c["args"] = [*c.get("args", []), *s.flags(), *names.controller_args()]
+    return doc
+
+
+def _webhook_service(doc: dict[str, Any], names: Names) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    doc["metadata"]["name"] = names.webhook_service
+    doc["metadata"]["labels"] = dict(names.labels)
+    doc["spec"]["selector"] = dict(names.labels)
     return doc
 
 
 class ControllerDeployment:
-    """The controller's Deployment in the cluster: deploy with settings, wait, restart, logs."""
+    """A controller Deployment in the cluster (the shared one, or with `names` a run's own):
+    deploy with settings, wait, restart, stop, take its webhooks away, logs, remove."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, names: Names | None = None) -> None:
         self.api = api
+        self.names = names or Names()
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
 
     def deploy(self, settings: ControllerSettings, timeout: float = 180) -> None:
+        n = self.names
         docs = load_docs(MANIFESTS_DIR / "controller")
         deployment = [d for d in docs if d["kind"] == "Deployment"]
-        rest = [d for d in docs if d["kind"] != "Deployment"]
-        if len(deployment) != 1:
-            raise StepFailed(f"expected one Deployment in {MANIFESTS_DIR / 'controller'}")
-        with step(f"deploying the controller ({' '.join(settings.args) or 'defaults'})"):
+        service = [d for d in docs if d["kind"] == "Service"
+                   and d["metadata"]["name"] == WEBHOOK_SERVICE]
+        # a run's instance shares the namespace, account, RBAC and CRD, not the Services
+        rest = [d for d in docs if d["kind"] != "Deployment"
+                and (not n.instance or d["kind"] != "Service")]
+        if len(deployment) != 1 or len(service) != 1:
+            raise StepFailed(f"expected one Deployment and one {WEBHOOK_SERVICE} Service in "
+                             f"{MANIFESTS_DIR / 'controller'}")
+        what = f"controller {n.deployment}" + (f" for {n.watch_namespace}" if n.instance else "")
+        with step(f"deploying the {what} ({' '.join(settings.args) or 'defaults'})"):
             apply(self.api, rest)
-            cert = self._current_cert(settings.webhook_args())
+            if n.instance:
+                apply(self.api, [_webhook_service(service[0], n)])
+            webhook_args = [*settings.webhook_args(), *n.webhook_args()]
+            cert = self._current_cert(webhook_args)
             if cert is None:
-                webhook = _webhook_docs(settings.webhook_args())
+                webhook = _webhook_docs(webhook_args)
                 apply(self.api, webhook)
                 cert = next(_cert_id(d) for d in webhook if d["kind"] == "Secret")
-            apply(self.api, [_deployment(deployment[0], settings, cert)])
+            apply(self.api, [_deployment(deployment[0], settings, cert, n)])
             self.wait_ready(timeout)
             self.wait_webhook(timeout)
+
+    def remove(self) -> None:
+        """Delete this deployment's objects (absent ones are fine)."""
+        n = self.names
+        adm = client.AdmissionregistrationV1Api(self.api)
+        for delete in (
+            lambda: self.apps.delete_namespaced_deployment(n.deployment, NAMESPACE),
+            lambda: self.core.delete_namespaced_service(n.webhook_service, NAMESPACE),
+            lambda: self.core.delete_namespaced_secret(n.secret, NAMESPACE),
+            lambda: adm.delete_mutating_webhook_configuration(n.mutating),
+            lambda: adm.delete_validating_webhook_configuration(n.validating),
+        ):
+            try:
+                delete()
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    def stale_instances(self) -> list[Names]:
+        """Runs' instances whose namespace is gone (a run that crashed before its clean-up)."""
+        out = []
+        deps = self.apps.list_namespaced_deployment(NAMESPACE,
+                                                    label_selector=f"{NAME_LABEL}={RUN_APP}")
+        for d in deps.items:
+            watched = (d.metadata.annotations or {}).get(WATCHED_ANNOTATION, "")
+            try:
+                self.core.read_namespace(watched)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+                out.append(Names((d.metadata.labels or {}).get(INSTANCE_LABEL, ""), watched))
+        return [x for x in out if x.instance]
 
     def _current_cert(self, args: list[str]) -> str | None:
         """Id of the webhook cert in place if it can be kept (made with the same flags), else
         None."""
         try:
-            secret = self.core.read_namespaced_secret(WEBHOOK_SECRET, NAMESPACE)
+            secret = self.core.read_namespaced_secret(self.names.secret, NAMESPACE)
             hooks = client.AdmissionregistrationV1Api(self.api).list_mutating_webhook_configuration(
-                field_selector="metadata.name=" + MUTATING_WEBHOOK)
+                field_selector="metadata.name=" + self.names.mutating)
         except client.ApiException as exc:
             if exc.status == 404:
                 return None
@@ -131,7 +257,7 @@ class ControllerDeployment:
     def wait_ready(self, timeout: float = 180) -> str:
         """Wait until the Deployment's current generation has one Ready pod; return its name."""
         def ready_pod() -> str | None:
-            dep = self.apps.read_namespaced_deployment(DEPLOYMENT, NAMESPACE)
+            dep = self.apps.read_namespaced_deployment(self.names.deployment, NAMESPACE)
             st = dep.status
             if (st.observed_generation == dep.metadata.generation
                     and (st.updated_replicas or 0) >= 1 and (st.ready_replicas or 0) >= 1
@@ -149,7 +275,8 @@ class ControllerDeployment:
 
     def _ready_pods(self) -> list[str]:
         out = []
-        for p in self.core.list_namespaced_pod(NAMESPACE, label_selector=SELECTOR).items:
+        for p in self.core.list_namespaced_pod(NAMESPACE,
+                                               label_selector=self.names.selector).items:
             if p.metadata.deletion_timestamp:
                 continue
             if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []):
@@ -161,8 +288,9 @@ class ControllerDeployment:
         False, no longer does): it is failurePolicy Fail, as upstream's, so a Service that
         still points at the pod just replaced refuses every binding. The probe is a dry-run
         create (nothing is stored)."""
+        ns = self.names.probe_namespace
         probe = {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
-                 "metadata": {"name": "webhook-probe", "namespace": NAMESPACE},
+                 "metadata": {"name": "webhook-probe", "namespace": ns},
                  "spec": {"targetType": "ip", "serviceRef": {"name": "webhook-probe", "port": 80},
                           "targetGroupARN": WEBHOOK_PROBE_ARN}}
         custom = client.CustomObjectsApi(self.api)
@@ -171,7 +299,7 @@ class ControllerDeployment:
         def answered() -> bool:
             try:
                 custom.create_namespaced_custom_object(
-                    "elbv2.k8s.aws", "v1beta1", NAMESPACE, "targetgroupbindings", probe,
+                    "elbv2.k8s.aws", "v1beta1", ns, "targetgroupbindings", probe,
                     dry_run="All")
             except client.ApiException as exc:
                 if "failed calling webhook" in str(exc.body):
@@ -190,13 +318,13 @@ class ControllerDeployment:
         """Take the webhooks away (their Service also selects a label no pod has: callers get
         connection refused) or bring them back (the label removed from the selector)."""
         self.core.patch_namespaced_service(
-            WEBHOOK_SERVICE, NAMESPACE,
+            self.names.webhook_service, NAMESPACE,
             {"spec": {"selector": {WEBHOOK_DOWN_LABEL: "down" if down else None}}})
 
     def scale(self, replicas: int, timeout: float = 120) -> None:
         """Set the controller's replicas; back above 0, wait until it serves again."""
         self.apps.patch_namespaced_deployment_scale(
-            DEPLOYMENT, NAMESPACE, {"spec": {"replicas": replicas}})
+            self.names.deployment, NAMESPACE, {"spec": {"replicas": replicas}})
         if replicas:
             self.wait_ready(timeout)
             self.wait_webhook(timeout)
@@ -217,7 +345,8 @@ class ControllerDeployment:
         """The controller pods' logs: the last `tail` lines, or (tail=None) every line of the
         last `since_seconds`."""
         chunks = []
-        for p in self.core.list_namespaced_pod(NAMESPACE, label_selector=SELECTOR).items:
+        for p in self.core.list_namespaced_pod(NAMESPACE,
+                                               label_selector=self.names.selector).items:
             try:
                 # Raw bytes: the client's deserialiser turns JSON-lines text into a bytes repr.
                 resp = self.core.read_namespaced_pod_log(

@@ -68,8 +68,9 @@ def test_errors_inside_a_fault_window_are_excused_only_when_allowed() -> None:
 def test_faults_on_shared_parts_make_their_run_run_alone() -> None:
     from testbed.scenario import plan
     assert plan.runs_alone(parse_scenario("name: x\nfaults: [{action: awsThrottle}]"))
-    assert plan.runs_alone(parse_scenario("name: x\nfaults: [{action: webhookDown}]"))
-    assert not plan.runs_alone(parse_scenario("name: x\nfaults: [{action: bindingReplace}]"))
+    # the controller and its webhook are the run's own
+    for action in ("webhookDown", "controllerRestart", "bindingReplace"):
+        assert not plan.runs_alone(parse_scenario(f"name: x\nfaults: [{{action: {action}}}]"))
 
 
 def test_a_before_rollout_fault_holds_the_rollout_until_it_is_in_effect() -> None:

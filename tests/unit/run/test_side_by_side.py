@@ -30,23 +30,27 @@ def test_bad_shard_specs_are_refused(spec: str) -> None:
         runner.shard(["a"], spec)
 
 
-def test_batches_group_by_controller_flags_and_keep_timing_runs_alone() -> None:
+def test_only_timing_runs_and_shared_faults_run_alone_whatever_their_controller() -> None:
     scs = [load_builtin(n) for n in builtin_names()]
-    batches = runner.batches(scs)
-    assert len({tuple(sorted(b.controller_args)) for b in batches}) == len(batches)
-    default = next(b for b in batches if "full-recipe" in {s.name for s in b.side_by_side})
-    assert default.controller_args == ["--targetgroupbinding-requeue-duration=2"]
-    steady = next(b for b in batches if "steady-requeue" in {s.name for s in b.alone})
-    assert "--behave-like=v2.10.0" in steady.controller_args
-    assert all(plan.runs_alone(s) for b in batches for s in b.alone)
+    side, alone = runner.split(scs)
+    assert {s.name for s in alone} == {s.name for s in scs if plan.runs_alone(s)}
+    assert {"steady-requeue", "aws-throttled-rollout"} <= {s.name for s in alone}
+    # each run has its own controller: different releases go side by side
+    versions = {s.controller.version for s in side}
+    assert {"v2.4.1", "v2.6.0", None} <= versions
 
 
 class _Controller:
-    def __init__(self) -> None:
-        self.deployed: list[list[str]] = []
+    """The stack's shared controller: run_all only clears it."""
 
-    def deploy(self, settings: Any) -> None:
-        self.deployed.append(settings.args)
+    def __init__(self) -> None:
+        self.removed = 0
+
+    def remove(self) -> None:
+        self.removed += 1
+
+    def stale_instances(self) -> list[Any]:
+        return []
 
 
 class _Aws:
@@ -59,12 +63,13 @@ def _stack() -> Any:
 
 def test_run_all_runs_a_batch_side_by_side_and_keeps_going_after_a_failure(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    scs = [parse_scenario(f"name: s{i}\ncontroller: {{requeueSeconds: 2}}") for i in range(3)]
+    # three controller releases: each run has its own controller, so they go side by side
+    scs = [parse_scenario(f"name: s{i}\ncontroller: {{version: v2.{i + 4}.0}}")
+           for i in range(3)]
     together = threading.Barrier(3, timeout=10)  # breaks unless all three run at once
 
     def fake_run(sc: Any, stack: Any, out: Path, **kw: Any) -> Any:
         together.wait()
-        assert kw["deploy_controller"] is False
         if sc.name == "s1":
             raise StepFailed("baseline of s1 never became healthy")
         return runner.RunResult(sc, build_report([], name=sc.name), {}, False, 1.0)
@@ -78,7 +83,7 @@ def test_run_all_runs_a_batch_side_by_side_and_keeps_going_after_a_failure(
     assert outcomes[1].result is None and "never became healthy" in str(outcomes[1].error)
     assert outcomes[0].result is not None and outcomes[2].result is not None
     assert sorted(seen) == ["s0", "s1", "s2"]
-    assert stack.controller.deployed == [["--targetgroupbinding-requeue-duration=2"]]
+    assert stack.controller.removed == 1  # the shared controller never serves a run
 
 
 def test_run_all_runs_a_run_alone_scenario_by_itself(monkeypatch: pytest.MonkeyPatch,

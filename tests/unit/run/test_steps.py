@@ -46,11 +46,13 @@ class _Aws:
 
 
 class _Controller:
-    def __init__(self) -> None:
-        self.settings: ControllerSettings | None = None
+    deployed: list[tuple[Any, ControllerSettings]] = []
+
+    def __init__(self, api: Any = None, names: Any = None) -> None:
+        self.names = names
 
     def deploy(self, settings: ControllerSettings) -> None:
-        self.settings = settings
+        self.deployed.append((self.names, settings))
 
 
 def test_configure_hands_the_plan_to_controller_and_engine(
@@ -64,15 +66,22 @@ def test_configure_hands_the_plan_to_controller_and_engine(
 
     monkeypatch.setattr(steps.awssetup, "create", create)
     monkeypatch.setattr(steps.awssetup, "listener_ports_in_use", lambda url: {8000})
-    aws, ctl = _Aws(), _Controller()
-    stack = steps.Stack(api=None, image="img:1", aws=aws, controller=ctl)  # type: ignore[arg-type]
-    r = steps.Run(load_builtin("no-pod-watch"), stack, tmp_path, ns="ns", rollouts=1)
+    applied: list[dict[str, Any]] = []
+    monkeypatch.setattr(steps, "apply", lambda api, docs: applied.extend(docs))
+    monkeypatch.setattr(steps, "ControllerDeployment", _Controller)
+    _Controller.deployed = []
+    aws = _Aws()
+    stack = steps.Stack(api=None, image="img:1", aws=aws, controller=_Controller())  # type: ignore[arg-type]
+    r = steps.Run(load_builtin("no-pod-watch"), stack, tmp_path, ns="sc-x-ab12c", rollouts=1)
     steps.prepare(r)  # the demo app: nothing to read, no image to load
     steps.configure(r)
-    assert ctl.settings is not None
-    assert ctl.settings.flags() == ["--aws-endpoint-url=http://172.18.0.9:4566",
-                                    "--behave-like=v3.2.0",
-                                    "--targetgroupbinding-requeue-duration=15"]
+    # the run's own controller, for its namespace, after the namespace exists
+    assert [d["kind"] for d in applied] == ["Namespace"]
+    ((names, settings),) = _Controller.deployed
+    assert (names.instance, names.watch_namespace) == ("ab12c", "sc-x-ab12c")
+    assert settings.flags() == ["--aws-endpoint-url=http://172.18.0.9:4566",
+                                "--behave-like=v3.2.0",
+                                "--targetgroupbinding-requeue-duration=15"]
     # engine settings go to the run's own target group only; no global reset
     assert aws.calls == [("configure", {"target_group_arn": "tg",
                                         **plan.engine_settings(r.sc)})]
