@@ -75,7 +75,7 @@ def ensure_stack(workers: int = kindconfig.DEFAULT_WORKERS) -> Stack:
 
 
 def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None, *,
-        cancel: threading.Event | None = None) -> RunResult:
+        cancel: threading.Event | None = None, wait_cleanup: bool = True) -> RunResult:
     """Run `sc` with a controller of its own; `rollouts` overrides sc.rollout.count (0: steady
     load only, for soak runs)."""
     r = Run(sc, stack, out_dir, ns=f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}",
@@ -86,7 +86,7 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None, 
         for do in steps.STEPS:
             do(r)
     finally:
-        steps.cleanup(r)
+        steps.cleanup(r, wait=wait_cleanup)
     assert r.report is not None
     return RunResult(sc, r.report, r.paths, r.stalled, r.rollout_seconds)
 
@@ -136,7 +136,9 @@ def run_all(scenarios: list[Scenario], stack: Stack, out: Callable[[Scenario], P
     def one(sc: Scenario, board: Board) -> None:
         with board.lane(sc.name):
             try:
-                outcome = Outcome(sc, run(sc, stack, out(sc), cancel=cancel))
+                # the run's controller is removed in the background once its namespace is gone
+                outcome = Outcome(sc, run(sc, stack, out(sc), cancel=cancel,
+                                          wait_cleanup=False))
             except StepFailed as exc:
                 outcome = Outcome(sc, None, str(exc))
             except Exception as exc:  # one run's broken infrastructure must not lose the rest
@@ -147,16 +149,19 @@ def run_all(scenarios: list[Scenario], stack: Stack, out: Callable[[Scenario], P
 
     clear_controllers(stack)
     side_by_side, alone = split(scenarios)
-    for group, width in ((side_by_side, parallel), (alone, 1)):
-        if not group:
-            continue
-        with Board() as board, ThreadPoolExecutor(max_workers=width) as pool:
-            futures = [pool.submit(one, sc, board) for sc in group]
-            try:
-                wait(futures)
-            except KeyboardInterrupt:
-                cancel.set()
-                err.print("[yellow]interrupted: cancelling every run, cleaning up[/]")
-                wait(futures)
-                raise
+    try:
+        for group, width in ((side_by_side, parallel), (alone, 1)):
+            if not group:
+                continue
+            with Board() as board, ThreadPoolExecutor(max_workers=width) as pool:
+                futures = [pool.submit(one, sc, board) for sc in group]
+                try:
+                    wait(futures)
+                except KeyboardInterrupt:
+                    cancel.set()
+                    err.print("[yellow]interrupted: cancelling every run, cleaning up[/]")
+                    wait(futures)
+                    raise
+    finally:
+        steps.join_reapers()
     return [done[i] for i in range(len(scenarios))]

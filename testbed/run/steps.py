@@ -712,8 +712,32 @@ def _gone(r: Run) -> bool:
     return False
 
 
-def cleanup(r: Run) -> None:
-    """Always: stop the load and the pod watch, delete the namespace and the ALB."""
+_reapers: list[threading.Thread] = []
+
+
+def join_reapers(timeout: float = NAMESPACE_GONE_TIMEOUT + 30) -> None:
+    """Wait for the controllers of runs cleaned up with wait=False to be removed."""
+    end = time.monotonic() + timeout
+    while _reapers:
+        _reapers.pop().join(max(0.0, end - time.monotonic()))
+
+
+def _remove_controller(r: Run) -> None:
+    try:
+        poll(lambda: _gone(r), NAMESPACE_GONE_TIMEOUT)
+    except TimedOut:
+        info(f"namespace {r.ns} still there after {NAMESPACE_GONE_TIMEOUT:.0f}s; removing "
+             "its controller anyway")
+    try:
+        r.controller.remove()
+    except client.ApiException as exc:
+        info(f"controller clean-up for {r.ns}: {exc.reason}")
+
+
+def cleanup(r: Run, wait: bool = True) -> None:
+    """Always: stop the load and the pod watch, delete the namespace and the ALB; the run's
+    controller goes once the namespace has (its finalizers deregister the targets and delete
+    an Ingress's ALB first): now, or (wait False) in the background, see join_reapers."""
     if r.attack is not None:
         r.attack.stop()
     if r.recorder is not None:
@@ -724,17 +748,13 @@ def cleanup(r: Run) -> None:
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-        # The run's controller goes once the namespace has: its finalizers deregister the
-        # targets and (an Ingress's) delete the ALB first.
-        try:
-            poll(lambda: _gone(r), NAMESPACE_GONE_TIMEOUT)
-        except TimedOut:
-            info(f"namespace {r.ns} still there after {NAMESPACE_GONE_TIMEOUT:.0f}s; removing "
-                 "its controller anyway")
-        try:
-            r.controller.remove()
-        except client.ApiException as exc:
-            info(f"controller clean-up: {exc.reason}")
+        if wait:
+            _remove_controller(r)
+        else:
+            t = threading.Thread(target=_remove_controller, args=(r,), daemon=True,
+                                 name=f"reap-{r.run_id}")
+            t.start()
+            _reapers.append(t)
         try:
             if r.setup is not None and r.setup.made_by_run:
                 awssetup.delete(r.setup, r.stack.aws.endpoint_url)
