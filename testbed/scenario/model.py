@@ -494,8 +494,8 @@ class Fault(Declared):
         "replacement. `controllerStop`: no controller for `seconds` (scaled to 0, then back). "
         "`bindingDelete`: delete the run's TargetGroupBinding. `bindingReplace`: delete it and, "
         "once gone, create `<name>-b` with the same spec. `unready`: `pods` of the new version "
-        "answer 503 on /ready for `seconds` (demo app only). `webhookDown`: the controller's "
-        "webhook Service reaches no pod for `seconds` (the webhooks' failurePolicy decides). "
+        "answer 503 on /ready for `seconds` (demo app only). `webhookDown`: the run's "
+        "webhooks unreachable for `seconds` (the webhooks' failurePolicy decides). "
         "`awsThrottle` / `awsUnavailable`: `share` of the controller's ELBv2 calls answered "
         "400 Throttling / 503 ServiceUnavailable for `seconds`.")
     after: Annotated[Literal[FAULT_EVENTS], Expected(  # type: ignore[valid-type]

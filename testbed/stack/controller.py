@@ -33,7 +33,7 @@ CERT_ANNOTATION = "alb-testbed/webhook-cert"
 WEBHOOK_ARGS_ANNOTATION = "alb-testbed/webhook-args"
 RELEASE_FLAG = "--behave-like"
 WEBHOOK_SERVICE = "alb-controller-webhook"
-WEBHOOK_DOWN_LABEL = "alb-testbed/webhook"
+DOWN_SUFFIX = "-down"  # a Service name nothing creates
 WEBHOOK_PROBE_ARN = ("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/"
                      "webhook-probe/0000000000000000")
 DEPLOYMENT = "alb-controller"
@@ -296,30 +296,44 @@ class ControllerDeployment:
         custom = client.CustomObjectsApi(self.api)
         seen: list[str] = []
 
-        def answered() -> bool:
+        def state() -> str:
+            """reached (allowed, or denied by the webhook), unreachable, or other."""
             try:
                 custom.create_namespaced_custom_object(
                     "elbv2.k8s.aws", "v1beta1", ns, "targetgroupbindings", probe,
                     dry_run="All")
             except client.ApiException as exc:
+                seen[:] = [str(exc.body)]
                 if "failed calling webhook" in str(exc.body):
-                    seen[:] = [str(exc.body)]
-                    return False
-            return True  # stored nothing; an answer (even a denial) means it is reachable
+                    return "unreachable"
+                return "reached" if "denied the request" in str(exc.body) else "other"
+            return "reached"  # a dry run: nothing is stored
 
+        want = "reached" if reachable else "unreachable"
         try:
-            poll(answered if reachable else lambda: not answered(), timeout)
+            poll(lambda: state() == want, timeout)
         except TimedOut:
-            state = "not reachable within" if reachable else "still reachable after"
-            raise StepFailed(f"the controller's webhook {state} {timeout:.0f}s: "
-                             f"{seen[0] if seen else ''}") from None
+            what = "not reachable within" if reachable else "still reachable after"
+            raise StepFailed(f"the controller's webhook {what} {timeout:.0f}s: "
+                             f"{seen[0] if seen else 'the probe was allowed'}") from None
 
     def webhook_down(self, down: bool) -> None:
-        """Take the webhooks away (their Service also selects a label no pod has: callers get
-        connection refused) or bring them back (the label removed from the selector)."""
-        self.core.patch_namespaced_service(
-            self.names.webhook_service, NAMESPACE,
-            {"spec": {"selector": {WEBHOOK_DOWN_LABEL: "down" if down else None}}})
+        """Take the webhooks away (their configurations point at a Service that does not
+        exist: the API server's calls fail, and each webhook's failurePolicy decides) or bring
+        them back. Not by emptying the Service: the API server keeps its connection to the pod
+        alive through the Service's address, so that would change nothing."""
+        adm = client.AdmissionregistrationV1Api(self.api)
+        name = self.names.webhook_service + (DOWN_SUFFIX if down else "")
+        for read, replace, config in (
+            (adm.read_mutating_webhook_configuration,
+             adm.replace_mutating_webhook_configuration, self.names.mutating),
+            (adm.read_validating_webhook_configuration,
+             adm.replace_validating_webhook_configuration, self.names.validating),
+        ):
+            doc = read(config)
+            for hook in doc.webhooks or []:
+                hook.client_config.service.name = name
+            replace(config, doc)
 
     def scale(self, replicas: int, timeout: float = 120) -> None:
         """Set the controller's replicas; back above 0, wait until it serves again."""
