@@ -149,9 +149,9 @@ def controller_stop(r: Run, fault: Fault, since: float, begun: Callable[[], None
 
 
 def webhook_down(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
-    """The webhook Service selects no pod for a while: calls fail (connection refused) and
-    each webhook's failurePolicy decides (the pod mutator: Ignore since ALBC v2.12.0, Fail
-    before; the binding webhooks: Fail)."""
+    """The run's webhooks unreachable for a while: the API server's calls fail and each
+    webhook's failurePolicy decides (the pod mutator: Ignore since ALBC v2.12.0, Fail before;
+    the binding webhooks: Fail)."""
     r.controller.webhook_down(True)
     try:
         r.controller.wait_webhook(reachable=False)
@@ -160,7 +160,7 @@ def webhook_down(r: Run, fault: Fault, since: float, begun: Callable[[], None]) 
     finally:
         r.controller.webhook_down(False)
         r.controller.wait_webhook()
-    return f"webhook Service without endpoints for {fault.seconds:g}s"
+    return f"webhooks unreachable for {fault.seconds:g}s"
 
 
 def _api_fault(error: str) -> Action:
