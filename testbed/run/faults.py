@@ -84,10 +84,31 @@ def trigger_time(event: str, pod_events: Sequence[dict[str, Any]], since: float)
     return None
 
 
-# An action gets its run, its fault, the rollout's start, and `begun`, to call once the fault
-# is in effect (when it does not, its return counts as that): a `beforeRollout` fault holds the
-# rollout until then.
-Action = Callable[[Run, Fault, float, Callable[[], None]], str]
+class Span:
+    """What an action is told: say when the fault is in effect (`begun`: a `beforeRollout`
+    fault holds the rollout until then; an action that never says, by returning), and hold it
+    for its duration (`hold`: ends early when the rollout is over or the run is cancelled, so
+    no fault outlives its run)."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+        self.over = threading.Event()
+        self.in_effect = threading.Event()
+
+    def begun(self) -> None:
+        self.in_effect.set()
+
+    def hold(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not (self.over.is_set() or self.cancel.is_set()):
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.over.wait(min(left, 0.5))
+
+
+# An action gets its run, its fault, the rollout's start and its Span.
+Action = Callable[[Run, Fault, float, Span], str]
 
 
 def _bindings(r: Run) -> list[dict[str, Any]]:
@@ -112,14 +133,14 @@ def _delete_binding(r: Run, name: str) -> None:
     poll(gone, GONE_TIMEOUT)
 
 
-def binding_delete(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+def binding_delete(r: Run, fault: Fault, since: float, span: Span) -> str:
     names = [b["metadata"]["name"] for b in _bindings(r)]
     for name in names:
         _delete_binding(r, name)
     return ", ".join(names)
 
 
-def binding_replace(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+def binding_replace(r: Run, fault: Fault, since: float, span: Span) -> str:
     """Delete each binding and, once the controller has let it go, create `<name>-b` with the
     same spec: what a tool that recreates the binding (or an Ingress change) does."""
     custom = client.CustomObjectsApi(r.stack.api)
@@ -136,27 +157,27 @@ def binding_replace(r: Run, fault: Fault, since: float, begun: Callable[[], None
     return ", ".join(done)
 
 
-def controller_restart(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+def controller_restart(r: Run, fault: Fault, since: float, span: Span) -> str:
     return "controller pod " + r.controller.restart()
 
 
-def controller_stop(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+def controller_stop(r: Run, fault: Fault, since: float, span: Span) -> str:
     r.controller.scale(0)
-    begun()
-    r.cancel.wait(fault.seconds)  # the fault's own duration, not a wait for a condition
+    span.begun()
+    span.hold(fault.seconds)
     r.controller.scale(1)
     return f"controller stopped {fault.seconds:g}s"
 
 
-def webhook_down(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+def webhook_down(r: Run, fault: Fault, since: float, span: Span) -> str:
     """The run's webhooks unreachable for a while: the API server's calls fail and each
     webhook's failurePolicy decides (the pod mutator: Ignore since ALBC v2.12.0, Fail before;
     the binding webhooks: Fail)."""
     r.controller.webhook_down(True)
     try:
         r.controller.wait_webhook(reachable=False)
-        begun()
-        r.cancel.wait(fault.seconds)  # the fault's own duration
+        span.begun()
+        span.hold(fault.seconds)
     finally:
         r.controller.webhook_down(False)
         r.controller.wait_webhook()
@@ -164,10 +185,10 @@ def webhook_down(r: Run, fault: Fault, since: float, begun: Callable[[], None]) 
 
 
 def _api_fault(error: str) -> Action:
-    def act(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+    def act(r: Run, fault: Fault, since: float, span: Span) -> str:
         r.stack.aws.api_fault({"error": error, "share": fault.share, "seconds": fault.seconds})
-        begun()
-        r.cancel.wait(fault.seconds)  # the fault's own duration
+        span.begun()
+        span.hold(fault.seconds)
         state = r.stack.aws.api_fault(None)
         return (f"{state.get('refused', 0)} of {state.get('seen', 0)} controller calls "
                 f"answered {error}")
@@ -186,14 +207,14 @@ def _admin_ready(r: Run, pod: str, value: str) -> None:
         f"{pod}:{APP_PORT}", r.ns, f"admin/ready/{value}")
 
 
-def unready(r: Run, fault: Fault, since: float, begun: Callable[[], None]) -> str:
+def unready(r: Run, fault: Fault, since: float, span: Span) -> str:
     """The demo app's /admin/ready, through the API server's pod proxy."""
     pods = _new_pods(r, since)
     pods = pods[:1] if fault.pods == "one" else pods
     for p in pods:
         _admin_ready(r, p, "false")
-    begun()
-    r.cancel.wait(fault.seconds)  # the fault's own duration
+    span.begun()
+    span.hold(fault.seconds)
     for p in pods:
         _admin_ready(r, p, "auto")
     return ", ".join(pods) or "no new pod yet"
@@ -219,7 +240,7 @@ class Faults:
         self.records = [FaultRecord(i, f.action, f.settle_seconds)
                         for i, f in enumerate(r.sc.faults)]
         self._threads: list[threading.Thread] = []
-        self._begun = [threading.Event() for _ in self.records]
+        self._spans = [Span(r.cancel) for _ in self.records]
 
     def start(self, since: float, timeout: float = 120.0) -> None:
         """Start every fault's thread; return once each `beforeRollout` fault is in effect
@@ -229,9 +250,9 @@ class Faults:
                                  name=f"fault-{rec.index}", daemon=True)
             t.start()
             self._threads.append(t)
-        for fault, begun in zip(self.r.sc.faults, self._begun, strict=True):
+        for fault, span in zip(self.r.sc.faults, self._spans, strict=True):
             if fault.after == "beforeRollout":
-                begun.wait(timeout)
+                span.in_effect.wait(timeout)
 
     def _run(self, rec: FaultRecord, fault: Fault, since: float) -> None:
         r = self.r
@@ -242,7 +263,7 @@ class Faults:
             if r.cancel.wait(max(0.0, at + fault.delay_seconds - time.time())):
                 return
             rec.started = time.time()
-            rec.target = ACTIONS[fault.action](r, fault, since, self._begun[rec.index].set)
+            rec.target = ACTIONS[fault.action](r, fault, since, self._spans[rec.index])
         except TimedOut:
             rec.error = f"{fault.after} did not happen"
         except Exception as exc:  # the fault failed: the report says so, the run goes on
@@ -250,9 +271,12 @@ class Faults:
         finally:
             if rec.started is not None:
                 rec.ended = time.time()
-            self._begun[rec.index].set()
+            self._spans[rec.index].begun()
 
-    def stop(self, timeout: float = 30.0) -> list[FaultRecord]:
+    def stop(self, timeout: float = 60.0) -> list[FaultRecord]:
+        """End every fault still held (the rollout is over) and wait for them to undo."""
+        for span in self._spans:
+            span.over.set()
         end = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, end - time.monotonic()))
