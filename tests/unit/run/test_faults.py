@@ -80,9 +80,11 @@ def test_a_before_rollout_fault_holds_the_rollout_until_it_is_in_effect() -> Non
     from testbed.run import faults as faults_mod
 
     order: list[str] = []
+    entered, release = threading.Event(), threading.Event()
 
     def slow(r: object, fault: object, since: float, span: faults_mod.Span) -> str:
-        time.sleep(0.2)
+        entered.set()
+        assert release.wait(10)  # the test says when the fault takes effect
         order.append("in effect")
         span.begun()
         span.hold(600)  # ends when the faults are stopped, not in 10 minutes
@@ -92,14 +94,23 @@ def test_a_before_rollout_fault_holds_the_rollout_until_it_is_in_effect() -> Non
         sc = parse_scenario("name: x\nfaults: [{action: awsThrottle, after: beforeRollout}]")
         ns, stack, recorder, cancel = "ns", None, None, threading.Event()
 
+    def rollout(f: faults_mod.Faults) -> None:
+        f.start(time.time())
+        order.append("rollout")
+
     old = faults_mod.ACTIONS["awsThrottle"]
     faults_mod.ACTIONS["awsThrottle"] = slow  # type: ignore[assignment]
     try:
         f = faults_mod.Faults(R())  # type: ignore[arg-type]
-        f.start(time.time())
-        order.append("rollout")
+        starter = threading.Thread(target=rollout, args=(f,))
+        starter.start()
+        assert entered.wait(10)
+        assert order == [] and starter.is_alive()  # the rollout waits for the fault
+        release.set()
+        starter.join(10)
         (rec,) = f.stop()
     finally:
+        release.set()
         faults_mod.ACTIONS["awsThrottle"] = old
     assert order == ["in effect", "rollout"] and rec.target == "x" and not rec.error
 
