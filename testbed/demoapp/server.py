@@ -39,6 +39,7 @@ class DemoApp:
         self.cfg = cfg
         self.health_code = cfg.settings.health_code
         self.ready_override: bool | None = None
+        self.live = True
         self.listening_at: float | None = None
         self.terminating = False
         self.in_flight = 0
@@ -96,6 +97,26 @@ class DemoApp:
         log_event("admin_ready", value=value)
         return web.json_response({"ready": self.is_ready()})
 
+    async def liveness(self, request: web.Request) -> web.Response:
+        return web.json_response({"live": self.live}, status=200 if self.live else 503)
+
+    async def admin_live(self, request: web.Request) -> web.Response:
+        """`false`: /live answers 503, so a liveness probe has the kubelet restart the
+        container (preStop hook, SIGTERM, grace period; no deletion timestamp)."""
+        value = request.match_info["value"].lower()
+        if value not in ("false", "auto"):
+            raise web.HTTPBadRequest(text="value must be false or auto")
+        self.live = value == "auto"
+        log_event("admin_live", value=value)
+        return web.json_response({"live": self.live})
+
+    async def admin_crash(self, request: web.Request) -> web.Response:
+        """The process dies at once, as on an OOM kill or a crash: no preStop hook, no SIGTERM,
+        in-flight requests cut. Exits just after this answer, so the caller learns it worked."""
+        log_event("exit", code=137, reason="crash", in_flight=self.in_flight)
+        asyncio.get_running_loop().call_later(0.05, self._hard_exit, 137)
+        return web.json_response({"crashing": True})
+
     async def admin_health(self, request: web.Request) -> web.Response:
         try:
             code = int(request.query.get("code", "200"))
@@ -109,7 +130,7 @@ class DemoApp:
 
     async def admin_state(self, request: web.Request) -> web.Response:
         return web.json_response({
-            "ready": self.is_ready(), "health_code": self.health_code,
+            "ready": self.is_ready(), "live": self.live, "health_code": self.health_code,
             "terminating": self.terminating, "in_flight": self.in_flight, "served": self.served,
         })
 
@@ -122,6 +143,9 @@ class DemoApp:
         # the value in the path too: the API server's pod proxy passes no query string
         app.router.add_post("/admin/ready/{value}", self.admin_ready)
         app.router.add_post("/admin/health", self.admin_health)
+        app.router.add_get("/live", self.liveness)
+        app.router.add_post("/admin/live/{value}", self.admin_live)
+        app.router.add_post("/admin/crash", self.admin_crash)
         app.router.add_get("/admin/state", self.admin_state)
         # /api and below answer as / does, so Ingress path rules have a second path to aim
         # at; any other path stays 404 (scenarios rely on a health check path it lacks)

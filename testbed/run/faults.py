@@ -37,6 +37,9 @@ class Run(Protocol):
     def controller(self) -> Any:  # the run's own ControllerDeployment
         ...
 
+    def target_groups(self) -> list[str]:  # the run's target group ARNs
+        ...
+
 TGB = ("elbv2.k8s.aws", "v1beta1")
 GONE_TIMEOUT = 120.0  # a binding's finalizer waits for the controller's cleanup
 
@@ -186,13 +189,24 @@ def webhook_down(r: Run, fault: Fault, since: float, span: Span) -> str:
 
 def _api_fault(error: str) -> Action:
     def act(r: Run, fault: Fault, since: float, span: Span) -> str:
-        r.stack.aws.api_fault({"error": error, "share": fault.share, "seconds": fault.seconds})
+        # Scoped to the run's target groups: runs beside it keep a working API.
+        groups = r.target_groups()
+        r.stack.aws.api_fault({"error": error, "share": fault.share, "seconds": fault.seconds},
+                              target_group_arn=groups)
         span.begun()
         span.hold(fault.seconds)
-        state = r.stack.aws.api_fault(None)
+        state = r.stack.aws.api_fault(None, target_group_arn=groups)
         return (f"{state.get('refused', 0)} of {state.get('seen', 0)} controller calls "
                 f"answered {error}")
     return act
+
+
+def aws_restart(r: Run, fault: Fault, since: float, span: Span) -> str:
+    """The fake AWS's engine replaced by a new process started from its state (AWS does not
+    lose targets, health or draining timers; docs/fakeaws.md "Restart with state kept")."""
+    out = r.stack.aws.restart()
+    return (f"fake AWS engine pid {out.get('old_pid')} -> {out.get('new_pid')} "
+            f"in {out.get('handover_ms', '?')} ms")
 
 
 def _new_pods(r: Run, since: float) -> list[str]:
@@ -220,15 +234,54 @@ def unready(r: Run, fault: Fault, since: float, span: Span) -> str:
     return ", ".join(pods) or "no new pod yet"
 
 
+def _container(r: Run, pod: str) -> Any:
+    """The pod's app container status (None before it has one)."""
+    p = client.CoreV1Api(r.stack.api).read_namespaced_pod(pod, r.ns)
+    statuses = p.status.container_statuses or []
+    return next((c for c in statuses if c.name == "app"), statuses[0] if statuses else None)
+
+
+def _container_fault(admin_path: str, how: str) -> Action:
+    """An action that makes the app's container restart (through `admin_path` of the demo
+    app) and lasts until every hit pod runs a container started since and Ready."""
+    def act(r: Run, fault: Fault, since: float, span: Span) -> str:
+        pods = _new_pods(r, since)
+        pods = pods[:1] if fault.pods == "one" else pods
+        before = {p: c.restart_count if (c := _container(r, p)) else 0 for p in pods}
+        core = client.CoreV1Api(r.stack.api)
+        # startedAt has whole seconds; the container that was running started long before
+        at = int(time.time())
+        for p in pods:
+            core.connect_post_namespaced_pod_proxy_with_path(f"{p}:{APP_PORT}", r.ns,
+                                                             admin_path)
+        span.begun()
+
+        def back(p: str) -> bool:
+            # The restart count goes up before the status says the old container is not
+            # ready: wait for the new container itself.
+            c = _container(r, p)
+            running = c.state.running if c is not None and c.state else None
+            return bool(c is not None and c.restart_count > before[p] and c.ready
+                        and running is not None and running.started_at is not None
+                        and running.started_at.timestamp() >= at)
+        poll(lambda: span.over.is_set() or r.cancel.is_set() or all(map(back, pods)),
+             r.sc.rollout.timeout_seconds, 0.5)
+        return ", ".join(f"{p} ({how})" for p in pods) or "no new pod yet"
+    return act
+
+
 ACTIONS: dict[str, Action] = {
     "controllerRestart": controller_restart,
     "controllerStop": controller_stop,
     "bindingDelete": binding_delete,
     "bindingReplace": binding_replace,
     "unready": unready,
+    "containerRestart": _container_fault("admin/live/false", "liveness probe failed"),
+    "containerKill": _container_fault("admin/crash", "process killed"),
     "webhookDown": webhook_down,
     "awsThrottle": _api_fault("throttling"),
     "awsUnavailable": _api_fault("unavailable"),
+    "awsRestart": aws_restart,
 }
 
 

@@ -121,6 +121,11 @@ class Run:
         runs with different controller flags go side by side."""
         return ControllerDeployment(self.stack.api, Names(self.run_id, self.ns))
 
+    def target_groups(self) -> list[str]:
+        """The run's target groups: its own, and in ingress mode the other Services' too."""
+        assert self.setup is not None
+        return list(dict.fromkeys([self.setup.tg_arn, *self.tg_by_service.values()]))
+
     @property
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.stack.api)
@@ -327,12 +332,6 @@ def _controller_view(r: Run) -> str:
     return "\n".join(lines)
 
 
-def _tg_arns(r: Run) -> list[str]:
-    """The run's target groups: its own, and in ingress mode the other Services' too."""
-    assert r.setup is not None
-    return list(dict.fromkeys([r.setup.tg_arn, *r.tg_by_service.values()]))
-
-
 def _service(r: Run) -> tuple[str, int | str]:
     """The Service (and its port) the run's Ingress routes to first."""
     if r.it.target is not None:
@@ -444,7 +443,7 @@ def baseline(r: Run) -> None:
         """Ingress mode: the second app Available, every other group's targets `want`."""
         if not plan.second_app(sc):
             return True
-        for arn in _tg_arns(r)[1:]:
+        for arn in r.target_groups()[1:]:
             if sum(1 for t in diagnose.target_states(elbv2, arn) if t.state == want) < \
                     it.replicas:
                 return False
@@ -658,7 +657,7 @@ def collect(r: Run) -> None:
     if r.recorder is not None:
         r.pod_events = r.recorder.stop()
     assert r.setup is not None
-    r.aws_events = events_since(r.stack.aws, r.events_since, r.setup, _tg_arns(r)[1:])
+    r.aws_events = events_since(r.stack.aws, r.events_since, r.setup, r.target_groups()[1:])
     try:
         text = r.controller.logs(tail=None, since_seconds=int(time.time() - r.started + 5) + 1)
     except client.ApiException as exc:

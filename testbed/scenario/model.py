@@ -61,6 +61,11 @@ class App(DemoBehaviour):
         "their own probe only.")
     pre_stop_sleep_seconds: Annotated[Int, Field(ge=0, le=3600)] = Field(
         0, description="preStop `exec: sleep N` hook; 0 means no hook.")
+    pre_stop_unready: Bool = Field(
+        False, description="The preStop hook first makes the app's /ready fail, then sleeps "
+        "`preStopSleepSeconds`: the pod leaves the load balancer before SIGTERM even when "
+        "nothing deletes it (a container restarted by its liveness probe, a graceful node "
+        "shutdown; aws-load-balancer-controller #1275, #2702).")
     termination_grace_period_seconds: Annotated[Int, Field(ge=0, le=3600)] = Field(
         30, description="Pod grace period; the kubelet kills the container after it (preStop "
         "included).")
@@ -477,10 +482,12 @@ def _unique_strings(v: tuple[int | str, ...]) -> tuple[str, ...]:
 
 
 FAULT_ACTIONS = ("controllerRestart", "controllerStop", "bindingDelete", "bindingReplace",
-                 "unready", "webhookDown", "awsThrottle", "awsUnavailable")
-# faults on what every run beside this one shares (the fake AWS; each run has its own
-# controller): such a run runs alone
-SHARED_FAULTS = ("awsThrottle", "awsUnavailable")
+                 "unready", "containerRestart", "containerKill", "webhookDown", "awsThrottle",
+                 "awsUnavailable", "awsRestart")
+# faults on what every run beside this one shares (the fake AWS's engine process; API faults
+# are scoped to the run's target groups and each run has its own controller): such a run
+# runs alone
+SHARED_FAULTS = ("awsRestart",)
 FAULT_EVENTS = ("beforeRollout", "rolloutStart", "firstNewPodCreated", "firstNewPodReady",
                 "firstOldPodTerminating")
 
@@ -494,10 +501,15 @@ class Fault(Declared):
         "replacement. `controllerStop`: no controller for `seconds` (scaled to 0, then back). "
         "`bindingDelete`: delete the run's TargetGroupBinding. `bindingReplace`: delete it and, "
         "once gone, create `<name>-b` with the same spec. `unready`: `pods` of the new version "
-        "answer 503 on /ready for `seconds` (demo app only). `webhookDown`: the run's "
+        "answer 503 on /ready for `seconds` (demo app only). `containerRestart`: their "
+        "liveness probe fails, so the kubelet restarts the container (preStop hook, SIGTERM, "
+        "grace; no deletion timestamp); the fault lasts until it is Ready again (demo app "
+        "only). `containerKill`: their process dies at once, as on an OOM kill (no hook, no "
+        "SIGTERM), and is restarted (demo app only). `webhookDown`: the run's "
         "webhooks unreachable for `seconds` (the webhooks' failurePolicy decides). "
         "`awsThrottle` / `awsUnavailable`: `share` of the controller's ELBv2 calls answered "
-        "400 Throttling / 503 ServiceUnavailable for `seconds`.")
+        "400 Throttling / 503 ServiceUnavailable for `seconds`. `awsRestart`: the fake AWS's "
+        "engine (targets, health checks, draining, data plane) restarted with its state kept.")
     after: Annotated[Literal[FAULT_EVENTS], Expected(  # type: ignore[valid-type]
         "one of " + ", ".join(FAULT_EVENTS))] = Field(
         "rolloutStart", description="The event the fault waits for; then `delaySeconds`. "
@@ -509,7 +521,8 @@ class Fault(Declared):
     share: Annotated[Num, Field(gt=0, le=1)] = Field(
         1.0, description="`awsThrottle`, `awsUnavailable`: the share of calls refused.")
     pods: Annotated[Literal["one", "all"], Expected("'one' or 'all'")] = Field(
-        "one", description="`unready`: one new pod, or all of them.")
+        "one", description="`unready`, `containerRestart`, `containerKill`: one new pod, or "
+        "all of them.")
     settle_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
         10.0, description="The fault's window goes on this long after its action ends: with "
         "`expect.faultErrors: allowed`, failed requests inside a window are the fault's.")

@@ -77,6 +77,13 @@ def namespace(sc: Scenario, name: str) -> dict[str, Any]:
             "metadata": {"name": name, "labels": labels}}
 
 
+# The preStop hook's first step with `app.preStopUnready`: the demo app's /ready fails from now
+# on (python, not curl: the image has no HTTP client binary).
+UNREADY_COMMAND = (
+    "python3 -c \"import urllib.request as u; u.urlopen(u.Request("
+    f"'http://127.0.0.1:{APP_PORT}/admin/ready/false', method='POST'), timeout=5)\"")
+
+
 def deployment(sc: Scenario, image: str, *, name: str = "demo", ns: str = "default",
                version: str = "v1", new_version: bool = False) -> dict[str, Any]:
     """The demo Deployment; roll it by re-applying with another version and new_version=True."""
@@ -93,9 +100,19 @@ def deployment(sc: Scenario, image: str, *, name: str = "demo", ns: str = "defau
                            "periodSeconds": 1, "timeoutSeconds": 1,
                            "successThreshold": 1, "failureThreshold": 1},
     }
-    if app.pre_stop_sleep_seconds > 0:
+    if app.pre_stop_unready:
+        container["lifecycle"] = {"preStop": {"exec": {"command": [
+            "sh", "-c", f"{UNREADY_COMMAND}; sleep {app.pre_stop_sleep_seconds}"]}}}
+    elif app.pre_stop_sleep_seconds > 0:
         container["lifecycle"] = {"preStop": {"exec": {
             "command": ["sleep", str(app.pre_stop_sleep_seconds)]}}}
+    if any(f.action == "containerRestart" for f in sc.faults):
+        # the fault's lever; generous so a busy node does not restart containers by itself,
+        # and only once the app listens (the startup probe), not while Python starts
+        live = {"httpGet": {"path": "/live", "port": "http"}, "periodSeconds": 1,
+                "timeoutSeconds": 3}
+        container["startupProbe"] = {**live, "failureThreshold": 120}
+        container["livenessProbe"] = {**live, "failureThreshold": 2}
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",

@@ -79,13 +79,20 @@ class FakeAws:
         except urllib.error.HTTPError as exc:
             raise StepFailed(f"fake AWS refused settings {body}: {exc.read().decode()}") from None
 
-    def api_fault(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def api_fault(self, body: dict[str, Any] | None = None, *,
+                  target_group_arn: list[str] | None = None) -> dict[str, Any]:
         """Start an API fault (POST /_testbed/faults, testbed/fakeaws/api/faults.py), or with
-        no body end it; returns its state (calls seen and refused)."""
-        req = urllib.request.Request(
-            f"{self.endpoint_url}/_testbed/faults", method="POST" if body else "DELETE",
-            data=json.dumps(body).encode() if body else None,
-            headers={"Content-Type": "application/json"})
+        no body end it; returns its state (calls seen and refused). With target groups, only
+        calls naming one of them are hit (a run's own fault)."""
+        scope = ",".join(target_group_arn or [])
+        if body:
+            url, data = f"{self.endpoint_url}/_testbed/faults", json.dumps(
+                {**body, "target_group_arn": scope} if scope else body).encode()
+        else:
+            query = f"?{urlencode({'target_group_arn': scope})}" if scope else ""
+            url, data = f"{self.endpoint_url}/_testbed/faults{query}", None
+        req = urllib.request.Request(url, method="POST" if body else "DELETE", data=data,
+                                     headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return dict(json.load(r))

@@ -223,3 +223,38 @@ def test_webhook_failing_closed_still_gates_every_new_pod(outcomes: dict[str, Ou
     new = {e["pod"] for e in rep.pod_events if e["kind"] == "created" and e["ts"] > rep.t0}
     gated = {e["pod"] for e in rep.pod_events if e["kind"] == "gate_true"}
     assert new and new <= gated, render_text(rep, width=200)
+
+
+@pytest.mark.skipif("container-restart" not in NAMES, reason="in another shard")
+def test_container_restart_errors_all_fall_inside_the_restart(
+        outcomes: dict[str, Outcome]) -> None:
+    """The bug's failed requests are the restarted container's: every one inside the fault's
+    window, refused by the target the kubelet restarted (its twin has none: the generic
+    test)."""
+    result = outcomes["container-restart"].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    assert fault["target"].endswith("(liveness probe failed)") and fault["ended"], text
+    start, end = fault["started"], fault["ended"] + fault["settle"]
+    failed = [e for e in rep.aws_events if e["kind"] == "elb_error"]
+    assert failed and all(start <= e["ts"] <= end for e in failed), text
+    assert len({e.get("target") for e in failed}) == 1, text  # the restarted pod's only
+
+
+@pytest.mark.skipif("readiness-flap" not in NAMES, reason="in another shard")
+def test_readiness_flap_deregisters_and_registers_the_target_again(
+        outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["readiness-flap"].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    start = fault["started"]
+    assert start is not None, text
+    after = [(e["kind"], f"{e['target_id']}:{e['port']}") for e in rep.aws_events
+             if e["kind"] in ("deregistered", "registered") and e["ts"] >= start]
+    flapped = [t for i, (kind, t) in enumerate(after)
+               if kind == "deregistered" and ("registered", t) in after[i + 1:]]
+    assert flapped, text

@@ -6,6 +6,10 @@ aws-load-balancer-controller users report it, e.g. kubernetes-sigs/aws-load-bala
 #1871, #3167); `unavailable`: 503 ServiceUnavailable. By default only calls whose User-Agent is
 aws-load-balancer-controller's (`elbv2.k8s.aws/`) are hit, so the testbed's own reads go on.
 Nothing is changed by a refused call.
+
+A fault may be scoped to target groups (`target_group_arn`, like POST /_testbed/config): then
+only calls that name one of them are hit, so runs sharing the fake AWS each get their own
+fault (one per scope; a new one for the same scope replaces it).
 """
 
 from __future__ import annotations
@@ -31,17 +35,37 @@ class ApiFault:
     share: float
     until: float  # time.monotonic()
     callers: str = "controller"  # or "any"
+    target_group_arns: tuple[str, ...] = ()  # empty: every call
     seen: int = 0
     refused: int = 0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
 
+Scope = frozenset[str]
+
+
+def scope_of(value: Any) -> Scope:
+    """`target_group_arn` of a request (a string, comma-separated or a list) as a scope."""
+    if value is None or value == "":
+        return frozenset()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(a, str) and a.strip() for a in items):
+        raise ValueError("target_group_arn must be an ARN, comma-separated ARNs or a list")
+    return frozenset(a.strip() for a in items)
+
+
+def named_groups(form: dict[str, str]) -> set[str]:
+    """The target groups an ELBv2 call names (TargetGroupArn, TargetGroupArns.member.N)."""
+    return {v for k, v in form.items()
+            if k == "TargetGroupArn" or k.startswith("TargetGroupArns.member.")}
+
+
 class ApiFaults:
-    """The one active fault (a new one replaces it), checked on every ELBv2 call."""
+    """The active faults, at most one per scope, checked on every ELBv2 call."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._fault: ApiFault | None = None
+        self._faults: dict[Scope, ApiFault] = {}
 
     def set(self, body: dict[str, Any]) -> dict[str, Any]:
         """Start a fault from a request body; ValueError names what is wrong."""
@@ -54,38 +78,47 @@ class ApiFaults:
         if not 0 < share <= 1 or not 0 < seconds <= 3600 or callers not in ("controller", "any"):
             raise ValueError("share must be in (0, 1], seconds in (0, 3600], callers "
                              "'controller' or 'any'")
+        scope = scope_of(body.get("target_group_arn"))
         with self._lock:
-            self._fault = ApiFault(error, share, time.monotonic() + seconds, callers)
-        return self.state()
+            self._faults[scope] = ApiFault(error, share, time.monotonic() + seconds, callers,
+                                           tuple(sorted(scope)))
+            return self._state(scope)
 
-    def clear(self) -> dict[str, Any]:
+    def clear(self, scope: Scope = frozenset()) -> dict[str, Any]:
+        """End the fault of `scope` (unscoped: the fault on every call); its last state."""
         with self._lock:
-            out = self.state_locked()
-            self._fault = None
+            out = self._state(scope)
+            self._faults.pop(scope, None)
         return out
 
-    def state(self) -> dict[str, Any]:
+    def state(self, scope: Scope = frozenset()) -> dict[str, Any]:
         with self._lock:
-            return self.state_locked()
+            return self._state(scope)
 
-    def state_locked(self) -> dict[str, Any]:
-        f = self._fault
+    def _state(self, scope: Scope) -> dict[str, Any]:
+        f = self._faults.get(scope)
         if f is None:
             return {"active": False}
         d = {k: v for k, v in asdict(f).items() if k not in ("rng", "until")}
         return {**d, "active": time.monotonic() < f.until,
                 "seconds_left": max(0.0, f.until - time.monotonic())}
 
-    def check(self, user_agent: str) -> AwsError | None:
-        """The error this call gets, or None."""
+    def check(self, user_agent: str, form: dict[str, str]) -> AwsError | None:
+        """The error this call gets, or None (a call in two scopes: the first that applies)."""
         with self._lock:
-            f = self._fault
-            if f is None or time.monotonic() >= f.until:
+            if not self._faults:
                 return None
-            if f.callers == "controller" and not user_agent.startswith(CONTROLLER_USER_AGENT):
-                return None
-            f.seen += 1
-            if f.rng.random() >= f.share:
-                return None
-            f.refused += 1
-        return ERRORS[f.error]()
+            named = named_groups(form)
+            now = time.monotonic()
+            for scope, f in self._faults.items():
+                if now >= f.until or (scope and not scope & named):
+                    continue
+                if f.callers == "controller" and not user_agent.startswith(
+                        CONTROLLER_USER_AGENT):
+                    continue
+                f.seen += 1
+                if f.rng.random() >= f.share:
+                    return None
+                f.refused += 1
+                return ERRORS[f.error]()
+        return None

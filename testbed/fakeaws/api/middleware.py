@@ -41,7 +41,7 @@ from testbed.fakeaws.api.errors import (
     tg_not_found,
     xml_safe,
 )
-from testbed.fakeaws.api.faults import CONTROLLER_USER_AGENT, ApiFaults
+from testbed.fakeaws.api.faults import CONTROLLER_USER_AGENT, ApiFaults, scope_of
 from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL, FakeAwsSettings
 from testbed.fakeaws.wire import PORT_TAKEN
 
@@ -126,7 +126,7 @@ class FakeAwsApp:
         form = _elbv2_form(environ)
         if form is None:
             return self.moto(environ, start_response)
-        injected = self.faults.check(str(environ.get("HTTP_USER_AGENT", "")))
+        injected = self.faults.check(str(environ.get("HTTP_USER_AGENT", "")), form)
         if injected is not None:
             return _respond(start_response, injected.status, injected.xml(), "text/xml")
         # One path for GET query strings and POST forms: AWS's query protocol accepts both.
@@ -518,9 +518,14 @@ class FakeAwsApp:
                         json.loads(_read_body(environ) or b"{}")))
                 except (ValueError, TypeError) as exc:
                     return _json(start_response, 400, {"error": str(exc)})
+            try:
+                scope = scope_of(",".join(
+                    parse_qs(environ.get("QUERY_STRING", "")).get("target_group_arn", [])))
+            except ValueError as exc:
+                return _json(start_response, 400, {"error": str(exc)})
             if method == "DELETE":
-                return _json(start_response, 200, self.faults.clear())
-            return _json(start_response, 200, self.faults.state())
+                return _json(start_response, 200, self.faults.clear(scope))
+            return _json(start_response, 200, self.faults.state(scope))
         if path == "/_testbed/healthz":
             try:
                 code, eng = self.engine.call("GET", "/healthz")

@@ -5,6 +5,7 @@ is changed by a refused call, and bad fault bodies are refused with a clear 400.
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -58,3 +59,35 @@ def test_controller_calls_are_throttled_others_are_not(fakeaws: FakeAws) -> None
 def test_bad_fault_bodies_are_refused(fakeaws: FakeAws, body: dict[str, object]) -> None:
     code, answer = fakeaws.post_raw("/_testbed/faults", json.dumps(body).encode())
     assert code == 400 and "error" in answer
+
+
+def test_a_fault_scoped_to_target_groups_hits_only_calls_naming_them(fakeaws: FakeAws) -> None:
+    """Runs side by side share the fake AWS: each one's fault hits only its own groups."""
+    ctrl = _client(fakeaws, CONTROLLER_UA)
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=fakeaws.url,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    arns = [ctrl.create_target_group(Name=f"scoped-{n}", Protocol="HTTP", Port=80,
+                                     VpcId=vpc, TargetType="ip"
+                                     )["TargetGroups"][0]["TargetGroupArn"] for n in "ab"]
+    mine, theirs = arns
+    state = fakeaws.post("/_testbed/faults", {"error": "unavailable", "seconds": 30,
+                                              "target_group_arn": mine})
+    assert state["target_group_arns"] == [mine]
+    try:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ctrl.describe_target_health(TargetGroupArn=mine)
+        assert e.value.response["Error"]["Code"] == "ServiceUnavailable"
+        with pytest.raises(botocore.exceptions.ClientError):
+            ctrl.describe_target_groups(TargetGroupArns=[theirs, mine])
+        ctrl.describe_target_health(TargetGroupArn=theirs)
+        ctrl.describe_target_groups()  # names no group
+        assert fakeaws.get("/_testbed/faults") == {"active": False}  # no unscoped fault
+    finally:
+        req = urllib.request.Request(
+            fakeaws.url + "/_testbed/faults?target_group_arn=" + urllib.parse.quote(mine),
+            method="DELETE")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            state = json.loads(r.read())
+    assert (state["seen"], state["refused"]) == (2, 2)
+    ctrl.describe_target_health(TargetGroupArn=mine)

@@ -156,3 +156,27 @@ def test_healthz_fails_after_unhealthy_after_seconds_while_ready_stays() -> None
     assert code() == 200
     demo.listening_at = time.monotonic() - 31
     assert code() == 503 and demo.is_ready()
+
+
+def test_liveness_toggles_and_crash_exits_after_answering() -> None:
+    """/admin/live/false makes /live fail (a liveness probe then has the kubelet restart the
+    container); /admin/crash answers, then exits 137 like a killed process."""
+    exits: list[int] = []
+
+    async def body(demo: DemoApp, c: TestClient) -> None:
+        demo._hard_exit = exits.append
+        assert (await c.get("/live")).status == 200
+        assert (await c.post("/admin/live/false")).status == 200
+        assert (await c.get("/live")).status == 503
+        assert (await (await c.get("/admin/state")).json())["live"] is False
+        assert (await c.post("/admin/live/maybe")).status == 400
+        assert (await c.post("/admin/live/auto")).status == 200
+        assert (await c.get("/live")).status == 200
+        assert (await c.post("/admin/crash")).status == 200
+        assert exits == []  # not before the answer
+        for _ in range(100):
+            if exits:
+                break
+            await asyncio.sleep(0.01)
+        assert exits == [137]
+    _with_client(DemoConfig(), body)

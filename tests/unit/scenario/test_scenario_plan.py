@@ -50,6 +50,24 @@ def test_no_prestop_hook_when_zero() -> None:
     assert "lifecycle" not in dep["spec"]["template"]["spec"]["containers"][0]
 
 
+def test_container_restart_scenarios_get_the_probes_and_hook_they_need() -> None:
+    """A containerRestart fault needs a liveness probe (its lever) that waits for start-up;
+    preStopUnready turns the hook into "fail /ready, then sleep"."""
+    plain = plan.deployment(load_builtin("full-recipe"), IMAGE)["spec"]["template"]["spec"]
+    assert {"livenessProbe", "startupProbe"}.isdisjoint(plain["containers"][0])
+    bug = plan.deployment(load_builtin("container-restart"), IMAGE)
+    c = bug["spec"]["template"]["spec"]["containers"][0]
+    assert c["livenessProbe"]["httpGet"] == c["startupProbe"]["httpGet"] == {
+        "path": "/live", "port": "http"}
+    assert c["startupProbe"]["failureThreshold"] > c["livenessProbe"]["failureThreshold"]
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    fixed = plan.deployment(load_builtin("container-restart-prestop-unready"), IMAGE)
+    hook = fixed["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]
+    sh, flag, script = hook["exec"]["command"]
+    assert (sh, flag) == ("sh", "-c") and script.endswith("; sleep 10")
+    assert "http://127.0.0.1:8080/admin/ready/false" in script
+
+
 def test_new_version_uses_overrides() -> None:
     sc = load_builtin("health-check-failing-gate")
     old = plan.deployment(sc, IMAGE, version="v1")
