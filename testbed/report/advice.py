@@ -311,6 +311,34 @@ def _readiness_outage(report: Report, tl: _Timeline) -> list[Advice]:
                    "terminating: " + ", ".join(dropped[:5]))]
 
 
+def _restart_in_place(report: Report, tl: _Timeline) -> list[Advice]:
+    """ALB errors on the target of a pod that went not ready without terminating and came
+    back: its container was restarted in place (a liveness probe, a crash), which deletes
+    nothing, so a preStop sleep never took it out of the load balancer (upstream #1275)."""
+    back = {str(e.get("pod")): e["ts"] for e in report.pod_events
+            if e.get("kind") == "containers_ready"}
+    restarted: dict[str, float] = {}
+    for e in report.pod_events:
+        pod = str(e.get("pod"))
+        if (e.get("kind") == "not_ready" and tl.terminating.get(pod, float("inf")) > e["ts"]
+                and back.get(pod, 0.0) > e["ts"] and pod in tl.ready):
+            restarted.setdefault(pod, e["ts"])
+    hit = Counter(tl.pod_of.get(str(e.get("target")), "") for e in tl.elb_errors
+                  if str(e.get("target")) in tl.pod_of)
+    pods = sorted(p for p in restarted if hit.get(p))
+    if not pods:
+        return []
+    return [Advice("restart-in-place", "take a pod out of the load balancer before it stops "
+                   "serving even when nothing deletes it: a preStop hook that first fails "
+                   "readiness and then sleeps (scenario app.preStopUnready), or a SIGTERM "
+                   "handler that fails readiness and keeps serving a while; a container "
+                   "restarted in place keeps its target registered until its readiness probe "
+                   "fails (#1275)",
+                   "; ".join(f"{p} went not ready at {tl.at(restarted[p])} without "
+                             f"terminating and came back; {hit[p]} ALB errors on its target"
+                             for p in pods[:3]))]
+
+
 def _never_cached(report: Report) -> list[Advice]:
     """Pods the controller skipped because they were not in its pod cache yet, and never
     registered afterwards: the race of upstream #3299 on a release that does not come back to
@@ -375,5 +403,6 @@ def advise(report: Report, facts: Facts) -> list[Advice]:
     terms = _terminations(tl, facts)
     out = (_prestop_and_grace(tl, facts, terms) + _gate(tl, facts, terms)
            + _max_unavailable(tl, facts) + _keep_alive(tl, facts) + _group_deleted(tl)
-           + _never_cached(report) + _readiness_outage(report, tl) + _rejected(tl))
+           + _never_cached(report) + _readiness_outage(report, tl)
+           + _restart_in_place(report, tl) + _rejected(tl))
     return out or [_unexplained(tl, terms)]

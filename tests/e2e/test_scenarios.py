@@ -131,7 +131,8 @@ def test_failing_example_advice_names_the_fix(outcomes: dict[str, Outcome]) -> N
 ADVICE = {"gate-no-prestop": "prestop-sleep", "no-gate-fast-rollout": "readiness-gate",
           "prestop-exceeds-grace": "grace-period", "keepalive-shorter-than-idle": "keep-alive",
           "go-server/failing": "prestop-sleep", "ingress-swap-backend": "backend-swap",
-          "pod-cache-race": "controller-release", "readiness-all-fail": "readiness-outage"}
+          "pod-cache-race": "controller-release", "readiness-all-fail": "readiness-outage",
+          "container-restart": "restart-in-place"}
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n in ADVICE])

@@ -327,3 +327,24 @@ def test_readiness_outage_when_live_pods_went_not_ready_before_no_targets() -> N
     pods += [{"ts": T0 + 19, "pod": p, "kind": "terminating"} for p in ("demo-a", "demo-b")]
     rep = _report(pods, aws, [], _facts("readiness-all-fail"))
     assert "readiness-outage" not in [a.rule for a in rep.advice]
+
+
+def test_restart_in_place_when_a_restarted_pods_target_failed() -> None:
+    """container-restart (#1275): the pod went not ready without terminating, its containers
+    were ready again later, and the ALB's errors hit its target: fail readiness first."""
+    pods = [{"ts": T0 - 30, "pod": "demo-a", "kind": "ready"},
+            {"ts": T0 + 12, "pod": "demo-a", "kind": "not_ready"},
+            {"ts": T0 + 15, "pod": "demo-a", "kind": "containers_ready"}]
+    acts = [{"ts": T0 - 31, "kind": "register", "target": OLD, "pod": "demo-a"}]
+    aws = _elb_errors(OLD, 11.5, 14.0, 20)
+    rep = _report(pods, aws, acts, _facts("container-restart"))
+    assert "restart-in-place" in [a.rule for a in rep.advice]
+    item = next(a for a in rep.advice if a.rule == "restart-in-place")
+    assert "preStopUnready" in item.message and "20 ALB errors on its target" in item.evidence
+    # a pod that was terminating is a rollout's, and errors on another target are not its
+    rolled = pods + [{"ts": T0 + 11, "pod": "demo-a", "kind": "terminating"}]
+    assert "restart-in-place" not in [
+        a.rule for a in _report(rolled, aws, acts, _facts("container-restart")).advice]
+    other = _elb_errors(NEW, 11.5, 14.0, 20)
+    assert "restart-in-place" not in [
+        a.rule for a in _report(pods, other, acts, _facts("container-restart")).advice]
