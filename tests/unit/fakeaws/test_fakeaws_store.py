@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import heapq
-import json
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -404,7 +404,7 @@ def test_dump_and_load_carry_every_state_and_timer() -> None:
     """A restarted engine's store (load of a dump, elsewhere on another clock, 0.2 s later)
     then behaves exactly as the original does over the same time."""
     store, clock, ev = make(dereg=10)
-    t = {name: ("10.0.0.%d" % i, 80) for i, name in enumerate(
+    t = {name: (f"10.0.0.{i}", 80) for i, name in enumerate(
         ("healthy", "sick", "draining", "leaving", "joining"), start=1)}
     store.register(TG, [(*t["healthy"], "a"), (*t["sick"], None), (*t["draining"], None)])
     clock.advance(0)
