@@ -122,3 +122,53 @@ class Listener(TypedDict):
 class Snapshot(TypedDict):
     target_groups: list[TargetGroup]
     listeners: list[Listener]
+
+
+# ---- engine restart (POST /_testbed/restart; docs/fakeaws.md "Restart with state kept") ----
+# The API spawns the new engine with these flags: the state file the old engine wrote, and
+# the Unix socket the old engine hands its listening sockets over on.
+RESTORE_FLAG = "--restore"
+HANDOVER_FLAG = "--handover"
+# The old engine's connections still idle this long after it stopped accepting are closed;
+# whatever is still running after RETIRE_LIMIT is cut (then the old engine exits).
+RETIRE_GRACE = 5.0
+RETIRE_LIMIT = 120.0
+
+
+class CheckpointRequest(TypedDict):
+    """POST /checkpoint: freeze, write the state to `state_file`, serve the listening
+    sockets on the Unix socket `handover` (to the one engine that connects)."""
+
+    state_file: str
+    handover: str
+
+
+class Carried(TypedDict):
+    """What a restart carried over (the checkpoint's answer, the `restart` event's fields)."""
+
+    target_groups: int
+    targets: int
+    events: int  # events in the ring buffer
+    seq: int  # the last event's seq at the checkpoint
+
+
+class CheckpointAnswer(Carried):
+    pid: int
+
+
+class RetireRequest(TypedDict):
+    """POST /retire (stop accepting; the drain starts); POST /drained waits for its end."""
+
+    grace: float
+    limit: float
+
+
+class RestartAnswer(Carried):
+    """POST /_testbed/restart's answer."""
+
+    old_pid: int
+    new_pid: int
+    handover_ms: float  # lock taken -> the old engine no longer accepts (the whole handover)
+    api_wait_ms: float  # how long ELBv2 calls needing the engine were held
+    accept_overlap_ms: float  # both engines accepting on the same sockets
+    listener_gap_ms: float  # listeners with no engine accepting (0: sockets handed over)

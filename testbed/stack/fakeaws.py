@@ -123,6 +123,17 @@ class FakeAws:
             with _port_lock:
                 _leased.discard(port)
 
+    def restart(self) -> dict[str, Any]:
+        """Restart the fake AWS's engine with its state kept (POST /_testbed/restart): old and
+        new engine pid, handover_ms, what was carried over (docs/fakeaws.md)."""
+        req = urllib.request.Request(f"{self.endpoint_url}/_testbed/restart", method="POST")
+        try:
+            # Generous: the new engine starts its data-plane workers while calls wait.
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return dict(json.load(r))
+        except urllib.error.HTTPError as exc:
+            raise StepFailed(f"fake AWS refused restart: {exc.read().decode()}") from None
+
 
 # Ports leased to runs of this process (several run side by side, one listener port each).
 _port_lock = threading.Lock()

@@ -23,6 +23,7 @@ from moto.core.utils import camelcase_to_underscores
 from moto.elbv2.responses import ELBV2Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from testbed.fakeaws import wire
 from testbed.fakeaws.api import moto_state, validation
 from testbed.fakeaws.api.engine_client import EngineClient
 from testbed.fakeaws.api.errors import (
@@ -42,6 +43,7 @@ from testbed.fakeaws.api.errors import (
     xml_safe,
 )
 from testbed.fakeaws.api.faults import CONTROLLER_USER_AGENT, ApiFaults, scope_of
+from testbed.fakeaws.api.restart import Busy, EngineSupervisor, RestartFailed
 from testbed.fakeaws.settings import AWS_MIN_HEALTH_CHECK_INTERVAL, FakeAwsSettings
 from testbed.fakeaws.wire import PORT_TAKEN
 
@@ -76,9 +78,12 @@ _QUERY_SAFE = "/?:@!$&'()*+,;=%-._~"
 class FakeAwsApp:
     """The WSGI callable served on the API port."""
 
-    def __init__(self, engine: EngineClient, settings: FakeAwsSettings) -> None:
+    def __init__(self, engine: EngineClient, settings: FakeAwsSettings,
+                 supervisor: EngineSupervisor | None = None) -> None:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.engine = engine
+        # The engine process's owner (POST /_testbed/restart); None: not restartable here.
+        self.supervisor = supervisor
         self.settings = settings
         self.lock = threading.RLock()
         self.overrides: dict[str, dict[str, float]] = {}
@@ -243,10 +248,14 @@ class FakeAwsApp:
                     arn, mine["port"], err)
         return listener_not_bound(int(mine["port"]), str(mine["host"]), err, taken_by)
 
+    def snapshot(self) -> wire.Snapshot:
+        with self.lock:
+            return moto_state.snapshot(self.overrides, self.addresses)
+
     def sync(self) -> list[dict[str, Any]]:
         """Push moto's state to the engine -> the listeners it could not listen on."""
         with self.lock:
-            snap = moto_state.snapshot(self.overrides, self.addresses)
+            snap = self.snapshot()
             code, answer = self.engine.call("POST", "/sync", snap)
             if code != 200:
                 log.error("engine sync failed status=%s", code)
@@ -526,6 +535,8 @@ class FakeAwsApp:
             if method == "DELETE":
                 return _json(start_response, 200, self.faults.clear(scope))
             return _json(start_response, 200, self.faults.state(scope))
+        if path == "/_testbed/restart":
+            return self.restart(method, qs, environ, start_response)
         if path == "/_testbed/healthz":
             try:
                 code, eng = self.engine.call("GET", "/healthz")
@@ -538,6 +549,27 @@ class FakeAwsApp:
                 "?clear=1" if query.get("clear") else ""))
             return _json(start_response, 200, {"engine": eng, "api": _self_stats(self.calls)})
         return _json(start_response, 404, {"error": f"no route {path}"})
+
+
+    def restart(self, method: str, qs: str, environ: dict[str, Any],
+                start_response: StartResponse) -> Iterable[bytes]:
+        """POST /_testbed/restart: a new engine process takes over the old one's state and
+        listening sockets (api/restart.py); ELBv2 calls meanwhile wait."""
+        if method != "POST":
+            return _json(start_response, 405, {"error": f"restart: POST only, not {method}"})
+        if qs or _read_body(environ):
+            return _json(start_response, 400,
+                         {"error": "restart: takes no query and no body"})
+        if self.supervisor is None:
+            return _json(start_response, 503,
+                         {"error": "restart: this API does not own its engine process"})
+        try:
+            answer = self.supervisor.restart(self.engine, self.lock, self.snapshot)
+        except Busy as exc:
+            return _json(start_response, 409, {"error": f"restart: {exc}"})
+        except RestartFailed as exc:
+            return _json(start_response, 500, {"error": f"restart failed: {exc}"})
+        return _json(start_response, 200, answer)
 
 
 def _elbv2_form(environ: dict[str, Any]) -> dict[str, str] | None:
@@ -604,7 +636,8 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 def _respond(start_response: StartResponse, status: int, body: bytes, ctype: str
              ) -> list[bytes]:
-    phrase = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
+    phrase = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+              409: "Conflict", 500: "Internal Server Error",
               503: "Service Unavailable"}.get(status, "")
     start_response(f"{status} {phrase}", [("Content-Type", ctype),
                                           ("Content-Length", str(len(body)))])

@@ -102,8 +102,15 @@ class EventLog:
         self._buf: collections.deque[Event] = collections.deque(maxlen=maxlen)
         self._seq = 0
         self._subs: set[asyncio.Queue[Event | None]] = set()
+        # While an engine hands over (restart), what it still emits gets no seq here: the
+        # new engine numbers it after its own (see detach/take_tail).
+        self._tail: list[Event] | None = None
 
     def emit(self, kind: str, **fields: Any) -> Event:
+        if self._tail is not None:
+            kept: Event = {"ts": time.time(), "kind": kind, **fields}
+            self._tail.append(kept)
+            return kept
         self._seq += 1
         ev: Event = {"seq": self._seq, "ts": time.time(), "kind": kind, **fields}
         self._buf.append(ev)
@@ -152,3 +159,34 @@ class EventLog:
     def clear(self) -> None:
         """Drop buffered events; seq keeps increasing so readers never see a seq twice."""
         self._buf.clear()
+
+    # ---- restart (docs/fakeaws.md "Restart with state kept") -------------------------------
+    def dump(self) -> dict[str, Any]:
+        return {"seq": self._seq, "events": list(self._buf)}
+
+    def load(self, state: dict[str, Any]) -> int:
+        """Take over a dump: the same buffer, and seq goes on from the old engine's."""
+        self._buf.clear()
+        self._buf.extend(state["events"])
+        self._seq = int(state["seq"])
+        return len(self._buf)
+
+    def detach(self) -> None:
+        """From now on events are kept aside, unnumbered; live streams end (their readers
+        come back with `since` to the new engine)."""
+        self._tail = []
+        for q in list(self._subs):
+            if q.full():
+                q.get_nowait()  # a reader this far behind loses one event, not its end
+            q.put_nowait(None)
+        self._subs.clear()
+
+    def take_tail(self) -> list[Event]:
+        tail, self._tail = self._tail or [], [] if self._tail is not None else None
+        return tail
+
+    def attach(self) -> None:
+        """Back to numbering (a handover that failed); what was kept aside is numbered now."""
+        tail, self._tail = self._tail or [], None
+        for ev in tail:
+            self.emit(**ev)

@@ -87,17 +87,26 @@ class HealthChecker:
         self.lateness: collections.deque[float] = collections.deque(maxlen=200_000)
         store.on_checks_start = self.start
         store.on_checks_stop = self.stop
+        store.on_checks_resume = self.start
 
-    def start(self, t: Target) -> None:
+    def start(self, t: Target, first_at: float | None = None) -> None:
+        """Check `t` now and every interval after; from `first_at` (loop time) on instead
+        when a restarted engine resumes the grid the old engine had."""
         self.stop(t)
         loop = asyncio.get_running_loop()
         hs = self.store.groups[t.tg_arn].health
         interval, timeout = self.effective(hs)
         port = t.port if hs.port == "traffic-port" else int(hs.port)
         sched = _Schedule(interval, timeout, port, hs.path, parse_matcher(hs.matcher),
-                          start=loop.time())
+                          start=loop.time() if first_at is None else first_at)
         self._scheds[t] = sched
-        sched.handle = loop.call_soon(self._tick, t, sched)
+        sched.handle = (loop.call_soon(self._tick, t, sched) if first_at is None
+                        else loop.call_at(first_at, self._tick, t, sched))
+
+    def next_check(self, t: Target) -> float | None:
+        """Loop time of `t`'s next check slot; None when it is not checked."""
+        sched = self._scheds.get(t)
+        return None if sched is None else sched.start + sched.k * sched.interval
 
     def stop(self, t: Target) -> None:
         sched = self._scheds.pop(t, None)

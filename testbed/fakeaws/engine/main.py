@@ -3,6 +3,8 @@
 `python -m testbed.fakeaws.engine --control-port 0 [settings flags]` prints `READY <port>` on
 stdout once its control API listens on 127.0.0.1, and exits when its stdin closes (the API
 process stopped or died). Its settings flags are generated from testbed/fakeaws/settings.py.
+With `--restore FILE --handover PATH` it starts from an old engine's checkpoint and listening
+sockets (a restart, docs/fakeaws.md "Restart with state kept").
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import json
 import logging
 import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from testbed.fakeaws import settings as declared
 from testbed.fakeaws import wire
-from testbed.fakeaws.engine.dataplane.proxy import DataPlane, ListenerSpec
+from testbed.fakeaws.engine.dataplane import sockets
+from testbed.fakeaws.engine.dataplane.proxy import CookieJar, DataPlane, ListenerSpec
 from testbed.fakeaws.engine.dataplane.workers import WorkerPool
 from testbed.fakeaws.engine.events import EventLog, QueryError, parse_query
 from testbed.fakeaws.engine.health import HealthChecker
@@ -42,6 +47,11 @@ class Engine:
             DataPlane(self.store, self.events, settings) if settings.worker_count == 1
             else WorkerPool(self.store, self.events, settings, settings.worker_count))
         self._lock = asyncio.Lock()
+        # A restart: the thread giving the listening sockets to the new engine, and the
+        # drain of this (old) engine's connections once it no longer accepts.
+        self._handover: asyncio.Future[None] | None = None
+        self._handover_srv: Any = None
+        self._drain: asyncio.Task[None] | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -57,7 +67,113 @@ class Engine:
         r.add_post("/reset", self.reset)
         r.add_get("/healthz", self.healthz)
         r.add_get("/stats", self.stats)
+        r.add_post("/checkpoint", self.checkpoint)
+        r.add_post("/thaw", self.thaw)
+        r.add_post("/retire", self.retire)
+        r.add_post("/drained", self.drained)
+        r.add_post("/events/import", self.import_events)
         return app
+
+    # ---- restart: the old engine's side -------------------------------------------------------
+    def _cookie_key(self) -> bytes:
+        if isinstance(self.dataplane, WorkerPool):
+            return self.dataplane.cookie_key
+        return self.dataplane.cookies.key
+
+    async def checkpoint(self, req: web.Request) -> web.Response:
+        """Freeze the state (timers, health checks; the data plane goes on serving with the
+        routing it has), write it for the new engine and offer it the listening sockets."""
+        body: wire.CheckpointRequest = await req.json()
+        async with self._lock:
+            if self._handover is not None:
+                return web.json_response({"error": "a checkpoint is already under way"},
+                                         status=409)
+            # One synchronous block: nothing changes between the dump and the freeze.
+            state: dict[str, Any] = {
+                "version": 1, "pid": os.getpid(), "dumped_at": time.time(),
+                "runtime": self.settings.runtime_values(),
+                "cookie_key": self._cookie_key().hex(),
+                "store": self.store.dump(self.checker.next_check),
+                "events": self.events.dump()}
+            self.checker.stop_all()
+            self.store.freeze()
+            self.events.detach()
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(None, _write_json, body["state_file"], state)
+                self._handover_srv = sockets.serve_handover(body["handover"])
+            except OSError as exc:
+                self._thaw()
+                return web.json_response({"error": f"checkpoint failed: {exc}"}, status=500)
+            self._handover = loop.run_in_executor(
+                None, sockets.give_handover, self._handover_srv,
+                self.dataplane.listening_sets(), 60.0)
+        answer: wire.CheckpointAnswer = {
+            "pid": os.getpid(), "target_groups": len(self.store.groups),
+            "targets": len(state["store"]["targets"]), "events": len(state["events"]["events"]),
+            "seq": self.events.latest}
+        return web.json_response(answer)
+
+    def _thaw(self) -> None:
+        if self._handover_srv is not None:
+            self._handover_srv.close()
+            self._handover_srv = None
+        self._handover = None
+        self.store.thaw()
+        self.events.attach()
+
+    async def thaw(self, req: web.Request) -> web.Response:
+        """The new engine did not come up: this one goes on as if nothing happened (timers
+        that expired meanwhile fire now)."""
+        async with self._lock:
+            self._thaw()
+        return web.json_response({"ok": True})
+
+    async def retire(self, req: web.Request) -> web.Response:
+        """The new engine serves: stop accepting (it accepts on the same sockets), then
+        drain in the background."""
+        body: wire.RetireRequest = await req.json()
+        if self._handover is None:
+            return web.json_response({"error": "no checkpoint"}, status=409)
+        try:
+            await self._handover  # the new engine holds every socket before we let go
+        except OSError as exc:
+            return web.json_response({"error": f"socket handover failed: {exc}"}, status=500)
+        await self.dataplane.stop_accepting()
+        self._drain = asyncio.get_running_loop().create_task(
+            self.dataplane.drain(float(body["grace"]), float(body["limit"])))
+        return web.json_response({"ok": True})
+
+    async def drained(self, req: web.Request) -> web.Response:
+        """Wait for the drain's end -> the events emitted since the checkpoint (the API gives
+        them to the new engine, which numbers them)."""
+        if self._drain is None:
+            return web.json_response({"error": "not retiring"}, status=409)
+        await self._drain
+        return web.json_response({"events": self.events.take_tail()})
+
+    # ---- restart: the new engine's side -------------------------------------------------------
+    def restore(self, state: dict[str, Any]) -> wire.Carried:
+        """Take over an old engine's checkpoint (before the control API serves)."""
+        elapsed = max(0.0, time.time() - float(state["dumped_at"]))
+        self.settings.apply_runtime(state["runtime"])
+        events = self.events.load(state["events"])
+        targets = self.store.load(state["store"], elapsed)
+        carried: wire.Carried = {"target_groups": len(self.store.groups), "targets": targets,
+                                 "events": events, "seq": self.events.latest}
+        # (the checkpoint's seq under its own name: `seq` is the event's)
+        self.events.emit("restart", old_pid=state["pid"], new_pid=os.getpid(),
+                         checkpoint_age=round(elapsed, 3), checkpoint_seq=carried["seq"],
+                         target_groups=carried["target_groups"], targets=targets,
+                         events=events)
+        return carried
+
+    async def import_events(self, req: web.Request) -> web.Response:
+        """Events the old engine emitted after its checkpoint, numbered here."""
+        body = await req.json()
+        for ev in body["events"]:
+            self.events.emit(**ev)
+        return web.json_response({"ok": True, "latest": self.events.latest})
 
     async def sync(self, req: web.Request) -> web.Response:
         snap: wire.Snapshot = await req.json()
@@ -226,10 +342,24 @@ class Engine:
             "targets": sum(len(v) for v in self.store.targets.values())})
 
 
-async def amain(settings: FakeAwsSettings, control_port: int) -> None:
+async def amain(settings: FakeAwsSettings, control_port: int, restore: str | None = None,
+                handover: str | None = None) -> None:
     engine = Engine(settings)
+    state: dict[str, Any] | None = None
+    if restore:
+        state = json.loads(Path(restore).read_text())
+        key = bytes.fromhex(state["cookie_key"])  # stickiness cookies stay valid
+        if isinstance(engine.dataplane, WorkerPool):
+            engine.dataplane.cookie_key = key
+        else:
+            engine.dataplane.cookies = CookieJar(key)
+    if handover:
+        # Before serving: the listeners start on these sockets when the API pushes /sync.
+        engine.dataplane.adopted = sockets.take_handover(handover)
     if isinstance(engine.dataplane, WorkerPool):
         await engine.dataplane.start()
+    if state is not None:
+        engine.restore(state)  # after the workers started: routing sets are pushed to them
     runner = web.AppRunner(engine.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", control_port)
@@ -252,18 +382,33 @@ async def amain(settings: FakeAwsSettings, control_port: int) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[FakeAwsSettings, int]:
+    ns = _parse(argv)
+    return declared.from_namespace(ns, "engine"), ns.control_port
+
+
+def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m testbed.fakeaws.engine",
                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--control-port", type=int, default=0,
                    help="Loopback port of the control API (0: any free port).")
+    p.add_argument(wire.RESTORE_FLAG, dest="restore", default=None,
+                   help="Start from this checkpoint (JSON) of an old engine (a restart).")
+    p.add_argument(wire.HANDOVER_FLAG, dest="handover", default=None,
+                   help="Take the old engine's listening sockets from this Unix socket.")
     declared.add_arguments(p, "engine")
-    ns = p.parse_args(argv)
-    return declared.from_namespace(ns, "engine"), ns.control_port
+    return p.parse_args(argv)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = Path(path + ".tmp")
+    tmp.write_text(json.dumps(obj, separators=(",", ":")))
+    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings, control_port = parse_args(argv)
+    ns = _parse(argv)
+    settings = declared.from_namespace(ns, "engine")
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install_loop(settings)
-    asyncio.run(amain(settings, control_port))
+    asyncio.run(amain(settings, ns.control_port, ns.restore, ns.handover))

@@ -113,6 +113,22 @@ class TargetGroupSpec:
             in_use=bool(r["in_use"]),
             stickiness=Stickiness.from_wire(r.get("stickiness")))
 
+    def to_wire(self) -> wire.TargetGroup:
+        """The form from_wire reads (a restarted engine gets its groups back this way)."""
+        h = self.health
+        s = self.stickiness
+        return {"arn": self.arn, "port": self.port,
+                "health": {"enabled": h.enabled, "protocol": h.protocol, "port": h.port,
+                           "path": h.path, "interval": h.interval, "timeout": h.timeout,
+                           "healthy_threshold": h.healthy_threshold,
+                           "unhealthy_threshold": h.unhealthy_threshold,
+                           "matcher": h.matcher},
+                "deregistration_delay": self.deregistration_delay,
+                "slow_start": self.slow_start, "algorithm": self.algorithm,
+                "in_use": self.in_use,
+                "stickiness": None if s is None else {
+                    "type": s.type, "duration": s.duration, "cookie_name": s.cookie_name}}
+
 
 @dataclass(eq=False)
 class Target:
@@ -136,6 +152,12 @@ class Target:
     routed: bool = False  # in the group's routing set (what new requests go to)
     deregistered_at: float | None = None
     dp_removed: bool = False  # the node no longer sends new requests
+    # The pending timer, as data, so a restarted engine can re-arm it: the node learns of
+    # the registration (visible False until then), the node stops routing to a deregistered
+    # target (drain_start_at), the deregistration delay ends (drain_expire_at).
+    visible: bool = False
+    drain_start_at: float | None = None
+    drain_expire_at: float | None = None
     removed: bool = False
     in_flight: int = 0
     api_state: tuple[str, str | None] = (INITIAL, "Elb.RegistrationInProgress")
@@ -168,6 +190,9 @@ class TargetStore:
         # Hooks set by the health checker.
         self.on_checks_start: Callable[[Target], None] = lambda t: None
         self.on_checks_stop: Callable[[Target], None] = lambda t: None
+        # A restored target's checks go on at the next slot of its old grid (absolute time).
+        self.on_checks_resume: Callable[[Target, float], None] = (
+            lambda t, at: self.on_checks_start(t))
         self.on_target_removed: Callable[[Target], None] = lambda t: None
         # Hooks for data-plane worker processes (dataplane/workers.py): the routing set of a
         # group after each recompute, and a target whose in-flight requests end now (reason:
@@ -269,6 +294,7 @@ class TargetStore:
     def _became_visible(self, t: Target) -> None:
         if t.removed or t.deregistered_at is not None:
             return
+        t.visible = True
         self._set_health(t, INITIAL, "Elb.InitialHealthChecking")
         self._refresh(t)
         self._maybe_start_checks(t)
@@ -295,16 +321,19 @@ class TargetStore:
             self._refresh(t)
             for h in t.timers:
                 h.cancel()
-            t.timers = [self.clock.call_at(now + routed_for, self._drain_start, t)]
+            t.drain_start_at = now + routed_for
+            t.timers = [self.clock.call_at(t.drain_start_at, self._drain_start, t)]
 
     def _drain_start(self, t: Target) -> None:
         if t.removed:
             return
         t.dp_removed = True
+        t.drain_start_at = None
         self._recompute(t.tg_arn)
         spec = self.groups.get(t.tg_arn)
         delay = spec.deregistration_delay if spec else 0.0
-        t.timers = [self.clock.call_at(self.clock.time() + delay, self._drain_expire, t)]
+        t.drain_expire_at = self.clock.time() + delay
+        t.timers = [self.clock.call_at(t.drain_expire_at, self._drain_expire, t)]
 
     def _drain_expire(self, t: Target) -> None:
         self._abort(t, "drain_expired")
@@ -429,7 +458,7 @@ class TargetStore:
                 "reason": reason, "description": desc}
 
     # ---- routing -------------------------------------------------------------------------
-    def _recompute(self, tg_arn: str) -> None:
+    def _recompute(self, tg_arn: str, quiet: bool = False) -> None:
         spec = self.groups.get(tg_arn)
         now = self.clock.time()
         live = [t for t in self.targets.get(tg_arn, {}).values()
@@ -453,8 +482,9 @@ class TargetStore:
             for t in chosen:
                 t.routed = True
             self.routing[tg_arn] = chosen
-            self.events.emit("routing", tg_arn=tg_arn, targets=[t.addr for t in chosen],
-                             fail_open=fail_open)
+            if not quiet:
+                self.events.emit("routing", tg_arn=tg_arn,
+                                 targets=[t.addr for t in chosen], fail_open=fail_open)
         self.on_routing(tg_arn, chosen)
 
     def pick(self, tg_arn: str) -> Target | None:
@@ -477,3 +507,104 @@ class TargetStore:
         self.routing.clear()
         self.pickers.clear()
         self.overrides.clear()
+
+    # ---- restart: checkpoint and restore (docs/fakeaws.md "Restart with state kept") ------
+    def freeze(self) -> None:
+        """Stop every timer, state as it is: the checkpoint an engine hands over must not
+        change under the new engine's feet. `thaw` undoes it (a restart that failed)."""
+        for tg in self.targets.values():
+            for t in tg.values():
+                t.cancel_timers()
+
+    def thaw(self) -> None:
+        """Re-arm what freeze stopped; deadlines that passed meanwhile fire at once."""
+        for arn, tg in self.targets.items():
+            for t in list(tg.values()):
+                self._arm(t)
+                if t.visible:
+                    self._maybe_start_checks(t)
+            self._recompute(arn, quiet=True)
+
+    def _arm(self, t: Target) -> None:
+        if t.deregistered_at is None:
+            if not t.visible:
+                t.timers = [self.clock.call_at(t.visible_at, self._became_visible, t)]
+        elif t.drain_start_at is not None:
+            t.timers = [self.clock.call_at(t.drain_start_at, self._drain_start, t)]
+        elif t.drain_expire_at is not None:
+            t.timers = [self.clock.call_at(t.drain_expire_at, self._drain_expire, t)]
+
+    def dump(self, next_check: Callable[[Target], float | None] = lambda t: None
+             ) -> dict[str, Any]:
+        """Everything a restarted engine needs, JSON-serialisable. Times are offsets from
+        now (the clock is per process); `next_check` gives a target's next health check
+        slot, if its checks run."""
+        now = self.clock.time()
+
+        def rel(x: float | None) -> float | None:
+            return None if x is None else x - now
+
+        targets = []
+        for tg in self.targets.values():
+            for t in tg.values():
+                targets.append({
+                    "tg_arn": t.tg_arn, "id": t.id, "port": t.port, "az": t.az,
+                    "health": t.health, "reason": t.reason, "description": t.description,
+                    "ok_streak": t.ok_streak, "fail_streak": t.fail_streak,
+                    "api_state": list(t.api_state), "visible": t.visible,
+                    "dp_removed": t.dp_removed, "registered_at": rel(t.registered_at),
+                    "visible_at": rel(t.visible_at), "healthy_since": rel(t.healthy_since),
+                    "slow_start_since": rel(t.slow_start_since),
+                    "deregistered_at": rel(t.deregistered_at),
+                    "drain_start_at": rel(t.drain_start_at),
+                    "drain_expire_at": rel(t.drain_expire_at),
+                    "next_check": rel(next_check(t))})
+        return {"groups": [g.to_wire() for g in self.groups.values()],
+                "overrides": {k: dict(v) for k, v in self.overrides.items()},
+                "targets": targets}
+
+    def load(self, state: dict[str, Any], elapsed: float = 0.0) -> int:
+        """Take over a `dump` made `elapsed` seconds ago (into an empty store) -> how many
+        targets. Remaining timer durations shrink by `elapsed`, so a draining target ends
+        when it would have; round-robin turns and least-outstanding counts start afresh.
+        Nothing is emitted: for readers of the event log nothing changed."""
+        base = self.clock.time() - elapsed
+
+        def at(x: float | None) -> float | None:
+            return None if x is None else base + x
+
+        for g in state["groups"]:
+            spec = TargetGroupSpec.from_wire(g)
+            self.groups[spec.arn] = spec
+            self.targets.setdefault(spec.arn, {})
+            self.pickers[spec.arn] = PICKERS[spec.algorithm](spec.slow_start)
+        self.overrides = {k: dict(v) for k, v in state["overrides"].items()}
+        resume: list[tuple[Target, float | None]] = []
+        for d in state["targets"]:
+            registered_at, visible_at = at(d["registered_at"]), at(d["visible_at"])
+            assert registered_at is not None and visible_at is not None
+            t = Target(d["tg_arn"], d["id"], int(d["port"]), d["az"], registered_at, visible_at,
+                       health=d["health"], reason=d["reason"], description=d["description"],
+                       ok_streak=d["ok_streak"], fail_streak=d["fail_streak"],
+                       healthy_since=at(d["healthy_since"]),
+                       slow_start_since=at(d["slow_start_since"]),
+                       deregistered_at=at(d["deregistered_at"]), dp_removed=d["dp_removed"],
+                       visible=d["visible"], drain_start_at=at(d["drain_start_at"]),
+                       drain_expire_at=at(d["drain_expire_at"]),
+                       api_state=(d["api_state"][0], d["api_state"][1]))
+            self.targets.setdefault(t.tg_arn, {})[(t.id, t.port)] = t
+            self._arm(t)
+            if t.visible:
+                resume.append((t, at(d["next_check"])))
+        for arn in self.groups:
+            self._recompute(arn, quiet=True)
+        for t, next_check in resume:
+            group = self.groups.get(t.tg_arn)
+            if not (group and group.in_use and group.health.enabled
+                    and t.deregistered_at is None):
+                continue
+            if next_check is None:
+                self.on_checks_start(t)
+            else:
+                self.on_checks_resume(t, next_check)
+        return len(state["targets"])

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 from testbed.fakeaws import wire
 from testbed.fakeaws.engine.balancer import pick_weighted
 from testbed.fakeaws.engine.dataplane import rules as rules_
+from testbed.fakeaws.engine.dataplane import sockets
 from testbed.fakeaws.engine.dataplane.http1 import (
     READ,
     XFF_MAX,
@@ -215,14 +216,20 @@ class Upstream:
 
 
 class _Client:
-    """A client connection; `deadline` is when it is closed as idle (408 mid-request)."""
+    """A client connection; `deadline` is when it is closed as idle (408 mid-request);
+    `busy` while a request read whole is being answered."""
 
-    __slots__ = ("writer", "deadline", "rr")
+    __slots__ = ("writer", "deadline", "rr", "busy")
 
     def __init__(self, writer: asyncio.StreamWriter, rr: RequestReader) -> None:
         self.writer = writer
         self.deadline = 0.0
         self.rr = rr
+        self.busy = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and not self.rr.in_message
 
 
 ABORT_STATUS = {"idle_timeout": 504, "drain_expired": 502, "target_group_deleted": 503}
@@ -238,8 +245,19 @@ class ElbError(Exception):
 @dataclass
 class _Running:
     spec: ListenerSpec
-    server: asyncio.base_events.Server
+    servers: list[asyncio.base_events.Server]
+    socks: sockets.SocketSet
     clients: set[_Client] = field(default_factory=set)
+
+    def close(self) -> None:
+        for srv in self.servers:
+            srv.close()
+        sockets.close(self.socks)
+
+
+# A listener's sockets for one node -> (sockets, adopted: they listened before, so no
+# `listener started` event). Raises OSError when they cannot be had.
+SocketSource = Callable[[str, str, int], tuple[sockets.SocketSet, bool]]
 
 
 class DataPlane:
@@ -268,6 +286,23 @@ class DataPlane:
         self.rng = random.Random()
         self._sweeper: asyncio.Task[None] | None = None
         store.on_target_removed = self._target_removed
+        # Listening sockets a restarted engine got from the old one, used instead of binding.
+        self.adopted: dict[sockets.Where, list[sockets.SocketSet]] = {}
+        self.sockets_for: SocketSource = self._own_sockets
+        # Retiring (the engine is being replaced): no accepting, every response closes its
+        # connection (Connection: close), idle connections end after a grace period.
+        self.retiring = False
+
+    def _own_sockets(self, arn: str, host: str, port: int) -> tuple[sockets.SocketSet, bool]:
+        sets = self.adopted.pop((host, port), None)
+        if sets:
+            sockets.close(s for extra in sets[1:] for s in extra)
+            return sets[0], True
+        return sockets.bind(host, port, self.reuse_port), False
+
+    def listening_sets(self) -> dict[sockets.Where, list[sockets.SocketSet]]:
+        """Every listener's sockets (one set: this process is the one node)."""
+        return {self._where(run.spec): [run.socks] for run in self.listeners.values()}
 
     # ---- listener lifecycle ----------------------------------------------------------------
     async def sync(self, specs: list[ListenerSpec], snap: wire.Snapshot | None = None
@@ -295,10 +330,10 @@ class DataPlane:
                 failures.append(BindFailure(arn, port, host, wire.PORT_TAKEN + taken[where]))
                 continue
             try:
-                server = await asyncio.start_server(
-                    functools.partial(self._client, arn),
-                    host, port, reuse_address=True,
-                    reuse_port=self.reuse_port or None, backlog=1024)
+                socks, adopted = self.sockets_for(arn, host, port)
+                servers = [await asyncio.start_server(functools.partial(self._client, arn),
+                                                      sock=sock, backlog=sockets.BACKLOG)
+                           for sock in socks]
             except (OSError, OverflowError) as exc:
                 log.error("listener bind failed port=%s err=%s", spec.port, exc)
                 failures.append(BindFailure(arn, port, host, str(exc)))
@@ -307,9 +342,9 @@ class DataPlane:
                                      listener_arn=arn, host=host,
                                      error=str(exc))
                 continue
-            self.listeners[arn] = _Running(spec, server)
+            self.listeners[arn] = _Running(spec, servers, socks)
             taken[where] = arn
-            if self.announce:
+            if self.announce and not adopted:
                 self.events.emit("listener", action="started", listener_port=spec.port,
                                  listener_arn=arn, host=host)
         return failures
@@ -319,7 +354,7 @@ class DataPlane:
 
     async def _stop(self, arn: str) -> None:
         run = self.listeners.pop(arn)
-        run.server.close()
+        run.close()
         for c in list(run.clients):
             c.writer.close()
         if self.announce:
@@ -336,6 +371,33 @@ class DataPlane:
 
     async def stats(self) -> dict[str, Any]:
         return {"requests": self.requests, "workers": []}
+
+    async def stop_accepting(self) -> None:
+        """The engine is being replaced: accept no more (the sockets stay open in the new
+        engine, so nothing queued on them is lost); what arrives on connections already
+        open is answered with Connection: close, so their clients reconnect to the new one."""
+        self.retiring = True
+        self.announce = False  # the listeners go on in the new engine: no `stopped` event
+        for run in self.listeners.values():
+            run.close()
+
+    async def drain(self, grace: float, limit: float) -> None:
+        """After stop_accepting: close the connections still idle after `grace` s; return
+        once none is left (after `limit` s the rest are cut)."""
+        runs = list(self.listeners.values())
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while any(run.clients for run in runs) and loop.time() - start < limit:
+            if loop.time() - start >= grace:
+                # A client sending just now may see the close (the keep-alive race every
+                # HTTP server has at its idle timeout); one busy meanwhile got `close`.
+                for run in runs:
+                    for c in [c for c in run.clients if c.idle]:
+                        c.writer.close()
+            await asyncio.sleep(0.02)
+        for run in runs:
+            for c in list(run.clients):
+                c.writer.transport.abort()
 
     def push_runtime(self) -> None:
         """Run-time settings changed: nothing to do, they are read from the store."""
@@ -387,6 +449,7 @@ class DataPlane:
         try:
             while True:
                 touch()
+                client.busy = False
                 try:
                     msg = await rr.next(touch)
                 except HttpError as err:
@@ -399,6 +462,9 @@ class DataPlane:
                     return
                 req, body = msg
                 client.deadline = 0.0
+                client.busy = True
+                if self.retiring:
+                    req.close = True  # the client reconnects, to the new engine
                 # The listener's config as of now, not as of accept or of the previous
                 # request: sync() swaps run.spec, so a ModifyListener applies to the next
                 # request on every connection, idle keep-alive ones included.
