@@ -259,3 +259,27 @@ def test_readiness_flap_deregisters_and_registers_the_target_again(
     flapped = [t for i, (kind, t) in enumerate(after)
                if kind == "deregistered" and ("registered", t) in after[i + 1:]]
     assert flapped, text
+
+
+@pytest.mark.skipif("aws-restarted-rollout" not in NAMES, reason="in another shard")
+def test_aws_restart_keeps_the_draining_timers(outcomes: dict[str, Outcome]) -> None:
+    """A target deregistered before the engine restart leaves the routing set and ends
+    draining when it would have without the restart: its propagation delay (`routed_for`) and
+    deregistration delay carried over."""
+    result = outcomes["aws-restarted-rollout"].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    assert fault["started"] and " -> " in fault["target"], text
+    before = [e for e in rep.aws_events if e["kind"] == "deregistered"
+              and e["ts"] < fault["started"]]
+    assert before, text
+    for d in before:
+        key = f"{d['target_id']}:{d['port']}"
+        left = min(e["ts"] for e in rep.aws_events if e["kind"] == "routing"
+                   and e["ts"] > d["ts"] and key not in e["targets"])
+        unused = min(e["ts"] for e in rep.aws_events if e["kind"] == "target_state"
+                     and f"{e['target_id']}:{e['port']}" == key and e["to"] == "unused")
+        assert abs(left - d["ts"] - d["routed_for"]) < 1.0, text
+        assert abs(unused - d["ts"] - d["routed_for"] - d["deregistration_delay"]) < 1.0, text
