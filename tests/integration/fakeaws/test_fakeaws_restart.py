@@ -193,3 +193,29 @@ def test_elbv2_calls_during_a_restart_wait_and_succeed(fakeaws: FakeAws, make_al
     assert code == 200, ans
     assert results and not isinstance(results[0], Exception), results
     alb.wait_state(srv, "healthy")
+
+
+def _listening(port: int) -> set[str]:
+    """Inodes of the sockets listening on `port` (Linux /proc/net/tcp)."""
+    out = set()
+    with open("/proc/net/tcp") as fh:
+        for line in fh.readlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and int(f[1].split(":")[1], 16) == port:
+                out.add(f[9])
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="Linux only")
+def test_no_listening_socket_outlives_its_listener_after_a_restart(
+        fakeaws: FakeAws, make_alb: Any) -> None:
+    """Received descriptors must not leak into the workers a restored engine starts: a copy
+    nobody accepts on would stay in the port's SO_REUSEPORT group, and the next listener on
+    that port would queue connections on it that hang."""
+    alb = make_alb()
+    assert _listening(alb.port)
+    code, ans = restart(fakeaws)
+    assert code == 200, ans
+    alb.elbv2.delete_listener(ListenerArn=alb.listener_arn)
+    wait_until(lambda: not _listening(alb.port), 10.0,
+               f"sockets still listening on {alb.port} after its listener was deleted")

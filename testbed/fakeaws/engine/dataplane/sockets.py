@@ -14,6 +14,7 @@ share a port through SO_REUSEPORT, one set each, so the kernel spreads connectio
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterable
 
@@ -54,6 +55,16 @@ def close(socks: Iterable[socket.socket]) -> None:
         s.close()
 
 
+def _adopt(fd: int) -> socket.socket:
+    """A received descriptor as a socket of this process only. SCM_RIGHTS gives it without
+    close-on-exec, and uvloop's spawn (libuv) closes no descriptor it is not told to: left
+    inheritable, every worker started later would hold a copy of every listening socket, and
+    a copy nobody accepts on stays in the port's SO_REUSEPORT group after the listener is
+    gone, where the kernel queues new connections that then hang."""
+    os.set_inheritable(fd, False)
+    return socket.socket(fileno=fd)
+
+
 def send(chan: socket.socket, meta: object, socks: list[socket.socket]) -> None:
     """One message: JSON `meta` with the sockets' descriptors (the receiver gets its own)."""
     socket.send_fds(chan, [json.dumps(meta).encode()], [s.fileno() for s in socks])
@@ -69,7 +80,7 @@ def receive_ready(chan: socket.socket) -> list[tuple[object, list[socket.socket]
             return out
         if not data:
             return out
-        out.append((json.loads(data), [socket.socket(fileno=fd) for fd in fds]))
+        out.append((json.loads(data), [_adopt(fd) for fd in fds]))
 
 
 # ---- engine to engine (restart) ------------------------------------------------------------
@@ -108,7 +119,7 @@ def take_handover(path: str, timeout: float = 30.0) -> dict[Where, list[SocketSe
             if not data:
                 break
             meta = json.loads(data)
-            socks = [socket.socket(fileno=fd) for fd in fds]
+            socks = [_adopt(fd) for fd in fds]
             for s in socks:
                 s.setblocking(False)
             where = (str(meta["host"]), int(meta["port"]))
