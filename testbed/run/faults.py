@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
+from testbed.cluster import network
 from testbed.poll import TimedOut, poll
 from testbed.run.podwatch import PodRecorder
 from testbed.scenario.model import Fault, Scenario
@@ -172,6 +173,21 @@ def controller_stop(r: Run, fault: Fault, since: float, span: Span) -> str:
     return f"controller stopped {fault.seconds:g}s"
 
 
+def controller_partition(r: Run, fault: Fault, since: float, span: Span) -> str:
+    """The run's controller cut off from the fake AWS for `seconds`: what the fake AWS sends
+    the controller's pod is dropped, so the controller's ELBv2 calls hang until its timeouts
+    (a partition, not an answer: compare awsUnavailable). The controller is the run's own."""
+    pod, ip = r.controller.pod()
+    box = r.stack.aws.container.name
+    network.cut(box, ip, True)
+    try:
+        span.begun()
+        span.hold(fault.seconds)
+    finally:
+        network.cut(box, ip, False)
+    return f"controller pod {pod} ({ip}) cut from the fake AWS for {fault.seconds:g}s"
+
+
 def webhook_down(r: Run, fault: Fault, since: float, span: Span) -> str:
     """The run's webhooks unreachable for a while: the API server's calls fail and each
     webhook's failurePolicy decides (the pod mutator: Ignore since ALBC v2.12.0, Fail before;
@@ -273,6 +289,7 @@ def _container_fault(admin_path: str, how: str) -> Action:
 ACTIONS: dict[str, Action] = {
     "controllerRestart": controller_restart,
     "controllerStop": controller_stop,
+    "controllerPartition": controller_partition,
     "bindingDelete": binding_delete,
     "bindingReplace": binding_replace,
     "unready": unready,

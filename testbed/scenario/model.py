@@ -481,9 +481,9 @@ def _unique_strings(v: tuple[int | str, ...]) -> tuple[str, ...]:
     return out
 
 
-FAULT_ACTIONS = ("controllerRestart", "controllerStop", "bindingDelete", "bindingReplace",
-                 "unready", "containerRestart", "containerKill", "webhookDown", "awsThrottle",
-                 "awsUnavailable", "awsRestart")
+FAULT_ACTIONS = ("controllerRestart", "controllerStop", "controllerPartition", "bindingDelete",
+                 "bindingReplace", "unready", "containerRestart", "containerKill", "webhookDown",
+                 "awsThrottle", "awsUnavailable", "awsRestart")
 # faults on what every run beside this one shares (the fake AWS's engine process; API faults
 # are scoped to the run's target groups and each run has its own controller): such a run
 # runs alone
@@ -499,6 +499,8 @@ class Fault(Declared):
         "one of " + ", ".join(FAULT_ACTIONS))] = Field(
         description="`controllerRestart`: kill the controller pod (no grace) and wait for its "
         "replacement. `controllerStop`: no controller for `seconds` (scaled to 0, then back). "
+        "`controllerPartition`: the controller cut off from the fake AWS for `seconds` (its "
+        "calls hang until they time out). "
         "`bindingDelete`: delete the run's TargetGroupBinding. `bindingReplace`: delete it and, "
         "once gone, create `<name>-b` with the same spec. `unready`: `pods` of the new version "
         "answer 503 on /ready for `seconds` (demo app only). `containerRestart`: their "
@@ -517,7 +519,8 @@ class Fault(Declared):
     delay_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
         0.0, description="Seconds after `after` before the fault starts.")
     seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
-        10.0, description="How long `controllerStop` and `unready` last.")
+        10.0, description="How long `controllerStop`, `controllerPartition`, `unready`, "
+        "`webhookDown`, `awsThrottle` and `awsUnavailable` last.")
     share: Annotated[Num, Field(gt=0, le=1)] = Field(
         1.0, description="`awsThrottle`, `awsUnavailable`: the share of calls refused.")
     pods: Annotated[Literal["one", "all"], Expected("'one' or 'all'")] = Field(

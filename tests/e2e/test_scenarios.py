@@ -283,3 +283,20 @@ def test_aws_restart_keeps_the_draining_timers(outcomes: dict[str, Outcome]) -> 
                      and f"{e['target_id']}:{e['port']}" == key and e["to"] == "unused")
         assert abs(left - d["ts"] - d["routed_for"]) < 1.0, text
         assert abs(unused - d["ts"] - d["routed_for"] - d["deregistration_delay"]) < 1.0, text
+
+
+@pytest.mark.skipif("controller-partitioned" not in NAMES, reason="in another shard")
+def test_a_partitioned_controller_registers_the_new_pod_only_once_it_is_back(
+        outcomes: dict[str, Outcome]) -> None:
+    """The partition is real: the first new pod's target is registered after it ends."""
+    result = outcomes["controller-partitioned"].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    assert fault["ended"] and "cut from the fake AWS" in fault["target"], text
+    first = min((e for e in rep.pod_events if e["kind"] == "created" and e["ts"] > rep.t0),
+                key=lambda e: e["ts"])["pod"]
+    registered = [a["ts"] for a in rep.actions if a.get("kind") == "register"
+                  and a.get("pod") == first]
+    assert registered and min(registered) >= fault["ended"] - 1.0, text
