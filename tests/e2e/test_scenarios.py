@@ -300,3 +300,21 @@ def test_a_partitioned_controller_registers_the_new_pod_only_once_it_is_back(
     registered = [a["ts"] for a in rep.actions if a.get("kind") == "register"
                   and a.get("pod") == first]
     assert registered and min(registered) >= fault["ended"] - 1.0, text
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("node-drain")])
+def test_the_drain_evicted_the_pods_of_one_node(name: str, outcomes: dict[str, Outcome]
+                                                ) -> None:
+    """packed: every replica evicted at once (nothing refused); spread with a budget of one:
+    the budget refused evictions until replacements were Ready, and no pod was lost."""
+    result = outcomes[name].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    assert fault["ended"] and not fault["error"], text
+    evicted, refused = (int(w) for w in fault["target"].split() if w.isdigit())
+    if name == "node-drain":
+        assert (evicted, refused) == (3, 0), text
+    else:
+        assert evicted == 2 and refused > 0, text
