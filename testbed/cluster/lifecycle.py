@@ -143,8 +143,11 @@ def add_workers(workers: int, name: str = kindconfig.CLUSTER_NAME) -> list[str]:
                 ["docker", "exec", n, "systemctl", "is-system-running"]).output.strip()
                 in ("running", "degraded"), 120)
             ip = network.inspect(new).ip
-            mine = "\n".join(line.replace(template, new) if "provider-id" in line else line
-                             for line in conf.replace(template_ip, ip).split("\n"))
+            # only this node's lines: its address and kind's provider id
+            mine = "\n".join(
+                line.replace(template_ip, ip) if "node-ip:" in line or "advertiseAddress:" in line
+                else line.replace(template, new) if "provider-id:" in line else line
+                for line in conf.split("\n"))
             docker.exec_in(new, ["sh", "-c", 'mkdir -p /kind && printf "%s" "$1" > '
                                  "/kind/kubeadm.conf", "sh", mine])
             proc.attempt(["docker", "exec", control, "kubeadm", "token", "create", JOIN_TOKEN,
