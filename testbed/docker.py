@@ -96,6 +96,39 @@ def run_detached(name: str, image: str, command: Sequence[str], *, network: str,
     proc.run([*args, image, *command], log_name=f"docker-run-{name}")
 
 
+def run_like(name: str, template: str) -> None:
+    """`docker run -d` a container `name` (also its hostname) as `template` was run: its image,
+    labels, network, privileges, security options, tmpfs, bind mounts, anonymous volumes,
+    restart policy, environment and cgroup namespace (a kind node like an existing one)."""
+    t = inspect(template)
+    host, cfg = t["HostConfig"], t["Config"]
+    args = ["docker", "run", "-d", "--name", name, "--hostname", name, "--tty"]
+    if host.get("Privileged"):
+        args.append("--privileged")
+    for opt in host.get("SecurityOpt") or []:
+        args += ["--security-opt", opt]
+    for path, opts in (host.get("Tmpfs") or {}).items():
+        args += ["--tmpfs", f"{path}:{opts}" if opts else path]
+    for bind in host.get("Binds") or []:
+        args += ["--volume", bind]
+    for m in t.get("Mounts") or []:
+        if m.get("Type") == "volume":
+            args += ["--volume", m["Destination"]]  # a fresh anonymous volume, not the same
+    restart = host.get("RestartPolicy") or {}
+    if restart.get("Name"):
+        retries = restart.get("MaximumRetryCount") or 0
+        args += ["--restart", restart["Name"] + (f":{retries}" if retries else "")]
+    if host.get("CgroupnsMode"):
+        args += ["--cgroupns", host["CgroupnsMode"]]
+    for net in (t["NetworkSettings"].get("Networks") or {}):
+        args += ["--network", net]
+    for key, value in (cfg.get("Labels") or {}).items():
+        args += ["--label", f"{key}={value}"]
+    for env in cfg.get("Env") or []:
+        args += ["-e", env]
+    proc.run([*args, cfg["Image"]], log_name=f"docker-run-{name}")
+
+
 def exec_in(container: str, command: Sequence[str], *, hint: str = "") -> str:
     """Run `command` inside a running container; its stdout, or StepFailed."""
     return proc.run(["docker", "exec", container, *command], log_name=f"docker-exec-{container}",

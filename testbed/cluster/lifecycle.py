@@ -80,14 +80,15 @@ def up(workers: int = kindconfig.DEFAULT_WORKERS, name: str = kindconfig.CLUSTER
     kind = kind_binary()
     if exists(name):
         have = len(node_containers(name))
-        if have != workers + 1:
+        if have < workers + 1:
             raise StepFailed(
                 f"cluster {name} exists with {have} node(s) but {workers + 1} were asked for; "
                 f"run `testbed cluster down` first (or ask for --workers {have - 1}).")
+        # More workers than asked serve as well (a scenario grew the cluster, add_workers).
         info(f"cluster {name} exists ({have} node(s)); reusing it")
         kubeconfig_path(name).write_text(
             proc.run([kind, "get", "kubeconfig", "--name", name], log_name="kind-kubeconfig"))
-        wait_usable(name, workers + 1)
+        wait_usable(name, have)
         return kubeconfig_path(name)
     image = build.node_image()
     with tempfile.TemporaryDirectory(prefix="albtb-kind-") as tmp:
@@ -106,6 +107,58 @@ def up(workers: int = kindconfig.DEFAULT_WORKERS, name: str = kindconfig.CLUSTER
                              "cluster was deleted. Look at kubelet.log and journal.log there; "
                              "then re-run `testbed cluster up`.") from exc
     return kubeconfig_path(name)
+
+
+# kind's own join credentials (its kubeadm config, /kind/kubeadm.conf on every node); a
+# bootstrap token expires after 24 h, so add_workers makes it again before joining.
+JOIN_TOKEN = "abcdef.0123456789abcdef"
+WORKER_ROLE = "io.x-k8s.kind.role=worker"
+
+
+def workers_of(name: str = kindconfig.CLUSTER_NAME) -> list[str]:
+    return [n for n in node_containers(name)
+            if docker.inspect(n)["Config"]["Labels"].get("io.x-k8s.kind.role") == "worker"]
+
+
+def add_workers(workers: int, name: str = kindconfig.CLUSTER_NAME) -> list[str]:
+    """Grow the cluster to `workers` worker nodes and return the new ones. kind cannot add a
+    node to a cluster, so this does what its create does for a worker: a node container run
+    like the first worker (same image, labels, privileges, mounts), kind's join configuration
+    with the new node's name and address, `kubeadm join`. `testbed cluster down` (kind)
+    removes them with the others (they carry the cluster's label)."""
+    have = workers_of(name)
+    if not have:
+        raise StepFailed(f"cluster {name} has no worker node to model a new one on")
+    template = have[0]
+    control = f"{name}-control-plane"
+    conf = docker.exec_in(template, ["cat", "/kind/kubeadm.conf"])
+    template_ip = network.inspect(template).ip
+    added = []
+    for i in range(len(have) + 1, workers + 1):
+        new = f"{name}-worker{i}"  # kind's own naming: worker, worker2, worker3, ...
+        with step(f"adding worker node {new} to cluster {name}"):
+            docker.discard(new)
+            docker.run_like(new, template)
+            _wait(f"systemd on {new}", lambda n=new: proc.attempt(
+                ["docker", "exec", n, "systemctl", "is-system-running"]).output.strip()
+                in ("running", "degraded"), 120)
+            ip = network.inspect(new).ip
+            # only this node's lines: its address and kind's provider id
+            mine = "\n".join(
+                line.replace(template_ip, ip) if "node-ip:" in line or "advertiseAddress:" in line
+                else line.replace(template, new) if "provider-id:" in line else line
+                for line in conf.split("\n"))
+            docker.exec_in(new, ["sh", "-c", 'mkdir -p /kind && printf "%s" "$1" > '
+                                 "/kind/kubeadm.conf", "sh", mine])
+            proc.attempt(["docker", "exec", control, "kubeadm", "token", "create", JOIN_TOKEN,
+                          "--ttl", "2h"])  # fails harmlessly while the token still exists
+            proc.run(["docker", "exec", new, "kubeadm", "join", "--config",
+                      "/kind/kubeadm.conf", "--skip-phases=preflight"],
+                     log_name=f"kubeadm-join-{new}", timeout=300)
+        added.append(new)
+    if added:
+        wait_usable(name, len(node_containers(name)))
+    return added
 
 
 def down(name: str = kindconfig.CLUSTER_NAME) -> bool:

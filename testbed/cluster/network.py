@@ -47,6 +47,16 @@ def install_routes(container: str, routes: list[tuple[str, str]]) -> None:
                        hint="the container needs NET_ADMIN and iproute2.")
 
 
+def cut(container: str, ip: str, cut: bool) -> None:
+    """Cut the container off from `ip` (a blackhole route: what it sends there is dropped, so
+    `ip`'s connections to it hang as across a network partition), or mend it."""
+    if cut:
+        docker.exec_in(container, ["ip", "route", "replace", "blackhole", f"{ip}/32"],
+                       hint="the container needs NET_ADMIN and iproute2.")
+    else:
+        docker.exec_in(container, ["ip", "route", "del", "blackhole", f"{ip}/32"])
+
+
 def start(name: str, image: str, command: list[str], *, api: client.ApiClient,
           cluster: str = kindconfig.CLUSTER_NAME, publish: Sequence[int] = (),
           env: Mapping[str, str] | None = None,

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubernetes import client
 
+from testbed.cluster import network
 from testbed.poll import TimedOut, poll
 from testbed.run.podwatch import PodRecorder
 from testbed.scenario.model import Fault, Scenario
@@ -41,6 +43,7 @@ class Run(Protocol):
         ...
 
 TGB = ("elbv2.k8s.aws", "v1beta1")
+EVICTION_RETRY_SECONDS = 1.0  # kubectl drain retries a refused eviction every 5 s
 GONE_TIMEOUT = 120.0  # a binding's finalizer waits for the controller's cleanup
 
 
@@ -172,6 +175,21 @@ def controller_stop(r: Run, fault: Fault, since: float, span: Span) -> str:
     return f"controller stopped {fault.seconds:g}s"
 
 
+def controller_partition(r: Run, fault: Fault, since: float, span: Span) -> str:
+    """The run's controller cut off from the fake AWS for `seconds`: what the fake AWS sends
+    the controller's pod is dropped, so the controller's ELBv2 calls hang until its timeouts
+    (a partition, not an answer: compare awsUnavailable). The controller is the run's own."""
+    pod, ip = r.controller.pod()
+    box = r.stack.aws.container.name
+    network.cut(box, ip, True)
+    try:
+        span.begun()
+        span.hold(fault.seconds)
+    finally:
+        network.cut(box, ip, False)
+    return f"controller pod {pod} ({ip}) cut from the fake AWS for {fault.seconds:g}s"
+
+
 def webhook_down(r: Run, fault: Fault, since: float, span: Span) -> str:
     """The run's webhooks unreachable for a while: the API server's calls fail and each
     webhook's failurePolicy decides (the pod mutator: Ignore since ALBC v2.12.0, Fail before;
@@ -270,14 +288,63 @@ def _container_fault(admin_path: str, how: str) -> Action:
     return act
 
 
+def node_drain(r: Run, fault: Fault, since: float, span: Span) -> str:
+    """`kubectl drain` of the worker node holding most of the run's pods, for the run's pods
+    only (runs beside it keep theirs): cordon, evict through the Eviction API (a
+    PodDisruptionBudget answers 429 and the eviction is tried again, as kubectl does), wait
+    until the evicted pods are gone, uncordon (so the node serves the runs that follow). With
+    `after: beforeRollout` the rollout starts once the drain is done."""
+    core = client.CoreV1Api(r.stack.api)
+    pods = [p for p in core.list_namespaced_pod(r.ns).items
+            if p.spec.node_name and not p.metadata.deletion_timestamp]
+    if not pods:
+        return "no pod to drain"
+    node = Counter(p.spec.node_name for p in pods).most_common(1)[0][0]
+    victims = sorted(p.metadata.name for p in pods if p.spec.node_name == node)
+    core.patch_node(node, {"spec": {"unschedulable": True}})
+    refused = 0
+    try:
+        pending = list(victims)
+        deadline = time.monotonic() + r.sc.rollout.timeout_seconds
+        while pending and time.monotonic() < deadline and not r.cancel.is_set():
+            for name in list(pending):
+                try:
+                    core.create_namespaced_pod_eviction(name, r.ns, client.V1Eviction(
+                        metadata=client.V1ObjectMeta(name=name, namespace=r.ns)))
+                except client.ApiException as exc:
+                    if exc.status == 429:  # the disruption budget holds it back
+                        refused += 1
+                        continue
+                    if exc.status != 404:  # 404: gone already
+                        raise
+                pending.remove(name)
+            if pending:
+                r.cancel.wait(EVICTION_RETRY_SECONDS)
+        left = set(victims)
+
+        def gone() -> bool:
+            present = {p.metadata.name for p in core.list_namespaced_pod(r.ns).items}
+            return not (left & present) or r.cancel.is_set()
+        poll(gone, r.sc.rollout.timeout_seconds, 0.5)
+        if pending:
+            raise RuntimeError(f"{len(pending)} pods never evicted: {', '.join(pending)}")
+    finally:
+        core.patch_node(node, {"spec": {"unschedulable": False}})
+        span.begun()
+    return (f"node {node} drained of {len(victims)} pods ({refused} evictions refused by the "
+            "disruption budget)")
+
+
 ACTIONS: dict[str, Action] = {
     "controllerRestart": controller_restart,
     "controllerStop": controller_stop,
+    "controllerPartition": controller_partition,
     "bindingDelete": binding_delete,
     "bindingReplace": binding_replace,
     "unready": unready,
     "containerRestart": _container_fault("admin/live/false", "liveness probe failed"),
     "containerKill": _container_fault("admin/crash", "process killed"),
+    "nodeDrain": node_drain,
     "webhookDown": webhook_down,
     "awsThrottle": _api_fault("throttling"),
     "awsUnavailable": _api_fault("unavailable"),

@@ -20,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.cluster import kindconfig, lifecycle
+from kubernetes import client
+
+from testbed.cluster import kindconfig, lifecycle, network
 from testbed.console import Board, StepFailed, err
 from testbed.images import build
 from testbed.report import Report
@@ -78,6 +80,7 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None, 
         cancel: threading.Event | None = None, wait_cleanup: bool = True) -> RunResult:
     """Run `sc` with a controller of its own; `rollouts` overrides sc.rollout.count (0: steady
     load only, for soak runs)."""
+    grow(stack, sc.cluster.workers)  # run_all grew it before the batch; alone, here
     r = Run(sc, stack, out_dir, ns=f"sc-{sc.name[:40]}-{uuid.uuid4().hex[:5]}",
             rollouts=sc.rollout.count if rollouts is None else rollouts)
     if cancel is not None:
@@ -96,6 +99,34 @@ def split(scenarios: list[Scenario]) -> tuple[list[Scenario], list[Scenario]]:
     (a duration expectation) or hurts the shared fake AWS (plan.runs_alone) runs alone."""
     return ([sc for sc in scenarios if not plan.runs_alone(sc)],
             [sc for sc in scenarios if plan.runs_alone(sc)])
+
+
+def workers(stack: Stack) -> int:
+    """Worker nodes of the stack's cluster."""
+    return len(client.CoreV1Api(stack.api).list_node(
+        label_selector="!node-role.kubernetes.io/control-plane").items)
+
+
+def grow(stack: Stack, want: int) -> None:
+    """At least `want` worker nodes, each holding the project image, the fake AWS routing to
+    their pods."""
+    if lifecycle.add_workers(want):
+        lifecycle.load_image(stack.image)
+        network.install_routes(stack.aws.container.name, network.pod_routes(stack.api))
+
+
+def batches(scenarios: list[Scenario], parallel: int, have: int
+            ) -> list[tuple[list[Scenario], int, int]]:
+    """(scenarios, how many side by side, worker nodes they need), in the order they run:
+    what the cluster fits as it is first, then, once it is grown, what needs more nodes."""
+    side_by_side, alone = split(scenarios)
+    out = []
+    for need in sorted({have, *(sc.cluster.workers for sc in scenarios)}):
+        for group, width in ((side_by_side, parallel), (alone, 1)):
+            mine = [sc for sc in group if max(sc.cluster.workers, have) == need]
+            if mine:
+                out.append((mine, width, need))
+    return out
 
 
 def clear_controllers(stack: Stack) -> None:
@@ -148,11 +179,9 @@ def run_all(scenarios: list[Scenario], stack: Stack, out: Callable[[Scenario], P
             on_done(outcome)
 
     clear_controllers(stack)
-    side_by_side, alone = split(scenarios)
     try:
-        for group, width in ((side_by_side, parallel), (alone, 1)):
-            if not group:
-                continue
+        for group, width, need in batches(scenarios, parallel, workers(stack)):
+            grow(stack, need)
             with Board() as board, ThreadPoolExecutor(max_workers=width) as pool:
                 futures = [pool.submit(one, sc, board) for sc in group]
                 try:

@@ -69,6 +69,25 @@ class App(DemoBehaviour):
     termination_grace_period_seconds: Annotated[Int, Field(ge=0, le=3600)] = Field(
         30, description="Pod grace period; the kubelet kills the container after it (preStop "
         "included).")
+    placement: Annotated[Literal["any", "packed", "spread"], Expected(
+        "'any', 'packed' or 'spread'")] = Field(
+        "any", description="Where the replicas go. `any`: where the scheduler puts them. "
+        "`packed`: every replica on one node (required pod affinity on the hostname, as a "
+        "bin-packing autoscaler leaves them). `spread`: across nodes (a topology spread "
+        "constraint on the hostname, maxSkew 1, per ReplicaSet).")
+    disruption_budget_max_unavailable: Annotated[Int | None, Field(ge=0, le=50), Expected(
+        "a number of pods or null")] = Field(
+        None, description="A PodDisruptionBudget with this maxUnavailable over the app's pods "
+        "(evictions, e.g. a node drain, wait for it); null: none.")
+
+
+class Cluster(Declared):
+    """`cluster` - the shape the scenario needs"""
+
+    workers: Annotated[Int, Field(ge=1, le=3)] = Field(
+        1, description="Worker nodes the run needs. The runner grows the cluster to this many "
+        "(kind's join, `testbed.cluster.lifecycle.add_workers`) before the runs that need them "
+        "and keeps them; a cluster with more serves every scenario.")
 
 
 class Workload(Declared):
@@ -101,7 +120,8 @@ class Workload(Declared):
 
 
 # Fields of App that belong to the Deployment, not to one version of the pods.
-DEPLOYMENT_FIELDS = ("replicas", "readiness_gate")
+DEPLOYMENT_FIELDS = ("replicas", "readiness_gate", "placement",
+                     "disruption_budget_max_unavailable")
 
 # `rollout.newApp`: every per-version App field, optional; derived so a new app knob needs no
 # second declaration.
@@ -481,9 +501,9 @@ def _unique_strings(v: tuple[int | str, ...]) -> tuple[str, ...]:
     return out
 
 
-FAULT_ACTIONS = ("controllerRestart", "controllerStop", "bindingDelete", "bindingReplace",
-                 "unready", "containerRestart", "containerKill", "webhookDown", "awsThrottle",
-                 "awsUnavailable", "awsRestart")
+FAULT_ACTIONS = ("controllerRestart", "controllerStop", "controllerPartition", "bindingDelete",
+                 "bindingReplace", "unready", "containerRestart", "containerKill", "nodeDrain",
+                 "webhookDown", "awsThrottle", "awsUnavailable", "awsRestart")
 # faults on what every run beside this one shares (the fake AWS's engine process; API faults
 # are scoped to the run's target groups and each run has its own controller): such a run
 # runs alone
@@ -499,13 +519,17 @@ class Fault(Declared):
         "one of " + ", ".join(FAULT_ACTIONS))] = Field(
         description="`controllerRestart`: kill the controller pod (no grace) and wait for its "
         "replacement. `controllerStop`: no controller for `seconds` (scaled to 0, then back). "
+        "`controllerPartition`: the controller cut off from the fake AWS for `seconds` (its "
+        "calls hang until they time out). "
         "`bindingDelete`: delete the run's TargetGroupBinding. `bindingReplace`: delete it and, "
         "once gone, create `<name>-b` with the same spec. `unready`: `pods` of the new version "
         "answer 503 on /ready for `seconds` (demo app only). `containerRestart`: their "
         "liveness probe fails, so the kubelet restarts the container (preStop hook, SIGTERM, "
         "grace; no deletion timestamp); the fault lasts until it is Ready again (demo app "
         "only). `containerKill`: their process dies at once, as on an OOM kill (no hook, no "
-        "SIGTERM), and is restarted (demo app only). `webhookDown`: the run's "
+        "SIGTERM), and is restarted (demo app only). `nodeDrain`: the worker node holding most "
+        "of the run's pods is cordoned and the run's pods on it evicted (PodDisruptionBudgets "
+        "hold evictions back), then uncordoned once they are gone. `webhookDown`: the run's "
         "webhooks unreachable for `seconds` (the webhooks' failurePolicy decides). "
         "`awsThrottle` / `awsUnavailable`: `share` of the controller's ELBv2 calls answered "
         "400 Throttling / 503 ServiceUnavailable for `seconds`. `awsRestart`: the fake AWS's "
@@ -517,7 +541,8 @@ class Fault(Declared):
     delay_seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
         0.0, description="Seconds after `after` before the fault starts.")
     seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
-        10.0, description="How long `controllerStop` and `unready` last.")
+        10.0, description="How long `controllerStop`, `controllerPartition`, `unready`, "
+        "`webhookDown`, `awsThrottle` and `awsUnavailable` last.")
     share: Annotated[Num, Field(gt=0, le=1)] = Field(
         1.0, description="`awsThrottle`, `awsUnavailable`: the share of calls refused.")
     pods: Annotated[Literal["one", "all"], Expected("'one' or 'all'")] = Field(
@@ -588,6 +613,7 @@ class Scenario(Declared):
     run_alone: Bool = Field(
         False, description="Timing-sensitive (its expectation is a duration): run with no other "
         "scenario beside it when scenarios run side by side (`testbed run --parallel N`).")
+    cluster: Cluster = Field(default_factory=Cluster, description="The cluster's shape.")
     app: App = Field(default_factory=App, description="The demo workload.")
     workload: Workload | None = Field(
         None, description="Your own manifests instead of the demo app (`app`); see "

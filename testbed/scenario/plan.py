@@ -114,6 +114,11 @@ def deployment(sc: Scenario, image: str, *, name: str = "demo", ns: str = "defau
         container["startupProbe"] = {**live, "failureThreshold": 120}
         container["livenessProbe"] = {**live, "failureThreshold": 2}
     labels = {"app": name}
+    pod_spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": app.termination_grace_period_seconds,
+        "containers": [container],
+    }
+    pod_spec.update(placement(sc.app.placement, labels))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -127,13 +132,37 @@ def deployment(sc: Scenario, image: str, *, name: str = "demo", ns: str = "defau
                 "maxUnavailable": sc.rollout.max_unavailable}},
             "template": {
                 "metadata": {"labels": {**labels, "version": version}},
-                "spec": {
-                    "terminationGracePeriodSeconds": app.termination_grace_period_seconds,
-                    "containers": [container],
-                },
+                "spec": pod_spec,
             },
         },
     }
+
+
+HOSTNAME = "kubernetes.io/hostname"
+
+
+def placement(how: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The pod spec fields of `app.placement`."""
+    selector = {"matchLabels": dict(labels)}
+    if how == "packed":
+        return {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": selector, "topologyKey": HOSTNAME}]}}}
+    if how == "spread":
+        # per ReplicaSet (pod-template-hash): old and new pods of a rollout spread apart
+        return {"topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": HOSTNAME, "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": selector, "matchLabelKeys": ["pod-template-hash"]}]}
+    return {}
+
+
+def disruption_budget(sc: Scenario, name: str, ns: str) -> list[dict[str, Any]]:
+    """`app.disruptionBudgetMaxUnavailable`: the PodDisruptionBudget, or none."""
+    budget = sc.app.disruption_budget_max_unavailable
+    if budget is None:
+        return []
+    return [{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+             "spec": {"maxUnavailable": budget, "selector": {"matchLabels": {"app": name}}}}]
 
 
 def service(name: str = "demo", ns: str = "default") -> dict[str, Any]:
@@ -163,7 +192,7 @@ def manifests(sc: Scenario, image: str, tg_arn: str, *, name: str = "demo",
     Ingress also the second app's Service and Deployment (the app with rollout.newApp, version
     v2, named `<name>-v2`)."""
     docs = [namespace(sc, ns), service(name, ns), target_group_binding(tg_arn, name, ns),
-            deployment(sc, image, name=name, ns=ns)]
+            *disruption_budget(sc, name, ns), deployment(sc, image, name=name, ns=ns)]
     if second_app(sc):
         other = f"{name}-{SECOND}"
         docs += [service(other, ns),

@@ -283,3 +283,38 @@ def test_aws_restart_keeps_the_draining_timers(outcomes: dict[str, Outcome]) -> 
                      and f"{e['target_id']}:{e['port']}" == key and e["to"] == "unused")
         assert abs(left - d["ts"] - d["routed_for"]) < 1.0, text
         assert abs(unused - d["ts"] - d["routed_for"] - d["deregistration_delay"]) < 1.0, text
+
+
+@pytest.mark.skipif("controller-partitioned" not in NAMES, reason="in another shard")
+def test_a_partitioned_controller_registers_the_new_pod_only_once_it_is_back(
+        outcomes: dict[str, Outcome]) -> None:
+    """The partition is real: the first new pod's target is registered after it ends."""
+    result = outcomes["controller-partitioned"].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    assert fault["ended"] and "cut from the fake AWS" in fault["target"], text
+    first = min((e for e in rep.pod_events if e["kind"] == "created" and e["ts"] > rep.t0),
+                key=lambda e: e["ts"])["pod"]
+    registered = [a["ts"] for a in rep.actions if a.get("kind") == "register"
+                  and a.get("pod") == first]
+    assert registered and min(registered) >= fault["ended"] - 1.0, text
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("node-drain")])
+def test_the_drain_evicted_the_pods_of_one_node(name: str, outcomes: dict[str, Outcome]
+                                                ) -> None:
+    """packed: every replica evicted at once (nothing refused); spread with a budget of one:
+    the budget refused evictions until replacements were Ready, and no pod was lost."""
+    result = outcomes[name].result
+    assert result is not None
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    assert fault["ended"] and not fault["error"], text
+    evicted, refused = (int(w) for w in fault["target"].split() if w.isdigit())
+    if name == "node-drain":
+        assert (evicted, refused) == (3, 0), text
+    else:
+        assert evicted == 2 and refused > 0, text

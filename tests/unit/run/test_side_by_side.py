@@ -59,6 +59,13 @@ class _Aws:
     cluster_endpoint_url = "http://aws"
 
 
+@pytest.fixture(autouse=True)
+def _one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake stack has no cluster: one worker, nothing to grow."""
+    monkeypatch.setattr(runner, "workers", lambda stack: 1)
+    monkeypatch.setattr(runner, "grow", lambda stack, want: None)
+
+
 def _stack() -> Any:
     return runner.Stack(api=None, image="img", aws=_Aws(), controller=_Controller())  # type: ignore[arg-type]
 
@@ -129,3 +136,16 @@ def test_contention_is_reported_and_explains_a_failure_on_an_overloaded_machine(
     assert busy.verdict is not None and not busy.verdict.ok
     assert any("overloaded" in r for r in busy.verdict.reasons)
     assert busy.to_dict(with_records=False)["contention"]["overloaded"] is True
+
+
+def test_runs_that_need_more_nodes_come_after_the_rest() -> None:
+    """What the cluster fits runs first; the cluster is grown once, before the first batch
+    that needs more workers; side by side and alone stay apart in each."""
+    scs = [load_builtin(n) for n in ("full-recipe", "node-drain", "steady-requeue",
+                                     "node-drain-spread-pdb")]
+    got = [([s.name for s in group], width, need)
+           for group, width, need in runner.batches(scs, 3, have=1)]
+    assert got == [(["full-recipe"], 3, 1), (["steady-requeue"], 1, 1),
+                   (["node-drain", "node-drain-spread-pdb"], 3, 2)]
+    # a cluster that already has two workers runs them all in the first batches
+    assert [need for _, _, need in runner.batches(scs, 3, have=2)] == [2, 2]

@@ -68,6 +68,27 @@ def test_container_restart_scenarios_get_the_probes_and_hook_they_need() -> None
     assert "http://127.0.0.1:8080/admin/ready/false" in script
 
 
+def test_placement_and_disruption_budget() -> None:
+    """packed: required pod affinity on the hostname; spread: a topology spread constraint
+    per ReplicaSet; a budget only when asked for, over the app's pods."""
+    spec = plan.deployment(load_builtin("node-drain"), IMAGE)["spec"]["template"]["spec"]
+    (term,) = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term == {"labelSelector": {"matchLabels": {"app": "demo"}},
+                    "topologyKey": "kubernetes.io/hostname"}
+    sc = load_builtin("node-drain-spread-pdb")
+    (c,) = plan.deployment(sc, IMAGE)["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (c["maxSkew"], c["whenUnsatisfiable"], c["matchLabelKeys"]) == (
+        1, "DoNotSchedule", ["pod-template-hash"])
+    (pdb,) = [d for d in plan.manifests(sc, IMAGE, ARN, name="web", ns="n")
+              if d["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}
+    full = load_builtin("full-recipe")
+    assert not [d for d in plan.manifests(full, IMAGE, ARN) if d["kind"] ==
+                "PodDisruptionBudget"]
+    assert {"affinity", "topologySpreadConstraints"}.isdisjoint(
+        plan.deployment(full, IMAGE)["spec"]["template"]["spec"])
+
+
 def test_new_version_uses_overrides() -> None:
     sc = load_builtin("health-check-failing-gate")
     old = plan.deployment(sc, IMAGE, version="v1")
