@@ -47,14 +47,16 @@ def install_routes(container: str, routes: list[tuple[str, str]]) -> None:
                        hint="the container needs NET_ADMIN and iproute2.")
 
 
-def cut(container: str, ip: str, cut: bool) -> None:
-    """Cut the container off from `ip` (a blackhole route: what it sends there is dropped, so
-    `ip`'s connections to it hang as across a network partition), or mend it."""
+def cut(node: str, src: str, dst: str, port: int, cut: bool) -> None:
+    """Drop (or stop dropping) what `src` (a pod on `node`) sends to `dst`:`port`, on the
+    node that forwards it: its connections hang as across a network partition. On the node,
+    not at `dst`: pod traffic leaving the pod network is masqueraded to the node's address."""
+    rule = ["FORWARD", "-s", src, "-d", dst, "-p", "tcp", "--dport", str(port), "-j", "DROP"]
     if cut:
-        docker.exec_in(container, ["ip", "route", "replace", "blackhole", f"{ip}/32"],
-                       hint="the container needs NET_ADMIN and iproute2.")
+        docker.exec_in(node, ["iptables", "-I", *rule[:1], "1", *rule[1:]],
+                       hint="the node needs iptables.")
     else:
-        docker.exec_in(container, ["ip", "route", "del", "blackhole", f"{ip}/32"])
+        docker.exec_in(node, ["iptables", "-D", *rule])
 
 
 def start(name: str, image: str, command: list[str], *, api: client.ApiClient,

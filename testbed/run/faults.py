@@ -24,6 +24,7 @@ from testbed.poll import TimedOut, poll
 from testbed.run.podwatch import PodRecorder
 from testbed.scenario.model import Fault, Scenario
 from testbed.scenario.plan import APP_PORT
+from testbed.stack.fakeaws import API_PORT
 
 
 class Run(Protocol):
@@ -176,17 +177,17 @@ def controller_stop(r: Run, fault: Fault, since: float, span: Span) -> str:
 
 
 def controller_partition(r: Run, fault: Fault, since: float, span: Span) -> str:
-    """The run's controller cut off from the fake AWS for `seconds`: what the fake AWS sends
-    the controller's pod is dropped, so the controller's ELBv2 calls hang until its timeouts
-    (a partition, not an answer: compare awsUnavailable). The controller is the run's own."""
-    pod, ip = r.controller.pod()
-    box = r.stack.aws.container.name
-    network.cut(box, ip, True)
+    """The run's controller cut off from the fake AWS API for `seconds`: its node drops what
+    the controller pod sends there, so its ELBv2 calls hang until its timeouts (a partition,
+    not an answer: compare awsUnavailable). The controller is the run's own."""
+    pod, ip, node = r.controller.pod()
+    aws = r.stack.aws
+    network.cut(node, ip, aws.container.ip, API_PORT, True)
     try:
         span.begun()
         span.hold(fault.seconds)
     finally:
-        network.cut(box, ip, False)
+        network.cut(node, ip, aws.container.ip, API_PORT, False)
     return f"controller pod {pod} ({ip}) cut from the fake AWS for {fault.seconds:g}s"
 
 

@@ -148,10 +148,12 @@ def placement(how: str, labels: dict[str, str]) -> dict[str, Any]:
         return {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"labelSelector": selector, "topologyKey": HOSTNAME}]}}}
     if how == "spread":
-        # per ReplicaSet (pod-template-hash): old and new pods of a rollout spread apart
+        # per ReplicaSet (pod-template-hash): old and new pods of a rollout spread apart;
+        # nodes whose taints the pod does not tolerate (the control plane) are no domain
         return {"topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": HOSTNAME, "whenUnsatisfiable": "DoNotSchedule",
-            "labelSelector": selector, "matchLabelKeys": ["pod-template-hash"]}]}
+            "labelSelector": selector, "matchLabelKeys": ["pod-template-hash"],
+            "nodeTaintsPolicy": "Honor"}]}
     return {}
 
 

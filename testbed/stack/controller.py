@@ -283,12 +283,13 @@ class ControllerDeployment:
                 out.append(p.metadata.name)
         return out
 
-    def pod(self) -> tuple[str, str]:
-        """(name, IP) of the Ready controller pod."""
+    def pod(self) -> tuple[str, str, str]:
+        """(name, IP, node) of the Ready controller pod."""
         name = next(iter(self._ready_pods()), None)
         if name is None:
             raise StepFailed(f"no Ready pod of {self.names.deployment}")
-        return name, str(self.core.read_namespaced_pod(name, NAMESPACE).status.pod_ip)
+        pod = self.core.read_namespaced_pod(name, NAMESPACE)
+        return name, str(pod.status.pod_ip), str(pod.spec.node_name)
 
     def wait_webhook(self, timeout: float = 60, reachable: bool = True) -> None:
         """Wait until the API server reaches the TargetGroupBinding webhook (or, reachable
