@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -18,6 +19,7 @@ from testbed import docker
 from testbed.check.facts import facts_from_scenario
 from testbed.images import build
 from testbed.proc import run as run_command
+from testbed.report import Report
 from testbed.report.text import render_text
 from testbed.run.runner import Outcome, Stack, run_all, shard
 from testbed.scenario import Scenario, builtin_names, load_scenario
@@ -50,6 +52,17 @@ def _load(name: str) -> Scenario:
 def _key(name: str) -> str:
     """The outcome's key: the scenario's own name (an example's file says it)."""
     return _load(name).name
+
+def _one_fault(outcomes: dict[str, Outcome], name: str) -> tuple[Report, dict[str, Any], str]:
+    """A fault scenario's report, its one fault's record and the report as text (for
+    assertion messages)."""
+    result = outcomes[name].result
+    assert result is not None, outcomes[name].error
+    rep = result.report
+    text = render_text(rep, width=200)
+    (fault,) = rep.faults
+    return rep, fault, text
+
 
 
 @pytest.fixture(scope="module")
@@ -181,11 +194,7 @@ def test_the_binding_replacement_fault_ran_and_is_on_the_report(
         name: str, outcomes: dict[str, Outcome]) -> None:
     """The fault started after the first new pod, replaced demo by demo-b, and only its own
     window holds failed requests (the verdict excuses them, docs/faults.md)."""
-    result = outcomes[name].result
-    assert result is not None
-    rep = result.report
-    text = render_text(rep, width=200)
-    (fault,) = rep.faults
+    rep, fault, text = _one_fault(outcomes, name)
     assert fault["started"] is not None and not fault["error"], text
     assert fault["target"] == "demo -> demo-b", text
     created = min(e["ts"] for e in rep.pod_events if e["kind"] == "created"
@@ -197,11 +206,7 @@ def test_the_binding_replacement_fault_ran_and_is_on_the_report(
 @pytest.mark.skipif("controller-restart-mid-rollout" not in NAMES, reason="in another shard")
 def test_controller_restart_leaves_exactly_the_live_pods_registered(
         outcomes: dict[str, Outcome]) -> None:
-    result = outcomes["controller-restart-mid-rollout"].result
-    assert result is not None
-    rep = result.report
-    text = render_text(rep, width=200)
-    (fault,) = rep.faults
+    rep, fault, text = _one_fault(outcomes, "controller-restart-mid-rollout")
     assert fault["started"] is not None and fault["target"].startswith("controller pod "), text
     routing = [e for e in rep.aws_events if e["kind"] == "routing"]
     assert routing and len(routing[-1]["targets"]) == 3, text  # the three live pods, no more
@@ -232,11 +237,7 @@ def test_container_restart_errors_all_fall_inside_the_restart(
     """The bug's failed requests are the restarted container's: every one inside the fault's
     window, refused by the target the kubelet restarted (its twin has none: the generic
     test)."""
-    result = outcomes["container-restart"].result
-    assert result is not None
-    rep = result.report
-    text = render_text(rep, width=200)
-    (fault,) = rep.faults
+    rep, fault, text = _one_fault(outcomes, "container-restart")
     assert fault["target"].endswith("(liveness probe failed)") and fault["ended"], text
     start, end = fault["started"], fault["ended"] + fault["settle"]
     failed = [e for e in rep.aws_events if e["kind"] == "elb_error"]
@@ -247,11 +248,7 @@ def test_container_restart_errors_all_fall_inside_the_restart(
 @pytest.mark.skipif("readiness-flap" not in NAMES, reason="in another shard")
 def test_readiness_flap_deregisters_and_registers_the_target_again(
         outcomes: dict[str, Outcome]) -> None:
-    result = outcomes["readiness-flap"].result
-    assert result is not None
-    rep = result.report
-    text = render_text(rep, width=200)
-    (fault,) = rep.faults
+    rep, fault, text = _one_fault(outcomes, "readiness-flap")
     start = fault["started"]
     assert start is not None, text
     after = [(e["kind"], f"{e['target_id']}:{e['port']}") for e in rep.aws_events
@@ -266,11 +263,7 @@ def test_aws_restart_keeps_the_draining_timers(outcomes: dict[str, Outcome]) -> 
     """A target deregistered before the engine restart leaves the routing set and ends
     draining when it would have without the restart: its propagation delay (`routed_for`) and
     deregistration delay carried over."""
-    result = outcomes["aws-restarted-rollout"].result
-    assert result is not None
-    rep = result.report
-    text = render_text(rep, width=200)
-    (fault,) = rep.faults
+    rep, fault, text = _one_fault(outcomes, "aws-restarted-rollout")
     assert fault["started"] and " -> " in fault["target"], text
     before = [e for e in rep.aws_events if e["kind"] == "deregistered"
               and e["ts"] < fault["started"]]
@@ -291,11 +284,7 @@ def test_a_partitioned_controller_registers_the_new_pod_only_once_it_is_back(
     """The partition is real: the controller tried to register the first new pod during it
     (its log line comes before the call), and the fake AWS saw the registration only after
     the partition ended."""
-    result = outcomes["controller-partitioned"].result
-    assert result is not None
-    rep = result.report
-    text = render_text(rep, width=200)
-    (fault,) = rep.faults
+    rep, fault, text = _one_fault(outcomes, "controller-partitioned")
     assert fault["ended"] and "cut from the fake AWS" in fault["target"], text
     first = min((e for e in rep.pod_events if e["kind"] == "created" and e["ts"] > rep.t0),
                 key=lambda e: e["ts"])["pod"]
@@ -313,11 +302,7 @@ def test_the_drain_evicted_the_pods_of_one_node(name: str, outcomes: dict[str, O
                                                 ) -> None:
     """packed: every replica evicted at once (nothing refused); spread with a budget of one:
     the budget refused evictions until replacements were Ready, and no pod was lost."""
-    result = outcomes[name].result
-    assert result is not None
-    rep = result.report
-    text = render_text(rep, width=200)
-    (fault,) = rep.faults
+    rep, fault, text = _one_fault(outcomes, name)
     assert fault["ended"] and not fault["error"], text
     evicted, refused = (int(w) for w in fault["target"].split() if w.isdigit())
     if name == "node-drain":
