@@ -1,5 +1,6 @@
 """The cluster is real and usable, on both topologies: 1 node, and the project cluster
-(1 control-plane + WORKERS workers, 1 by default).
+(1 control-plane + WORKERS workers, 1 by default; more once a scenario with `cluster.workers`
+grew it).
 
 What later work relies on: pods of the project image run and become Available, EndpointSlices
 list them, CoreDNS and kube-proxy work, a container on the kind network (where the fake AWS
@@ -27,6 +28,11 @@ LABELS = {"app": "smoke"}
 SINGLE = "alb-testbed-single"
 
 
+def replicas(nodes: int) -> int:
+    """Enough for a pod on every node, and for the checks below."""
+    return max(3, nodes)
+
+
 @dataclass
 class Topology:
     name: str
@@ -37,7 +43,7 @@ class Topology:
     image: str
 
 
-def _workload(api: client.ApiClient, ns: str, image: str) -> None:
+def _workload(api: client.ApiClient, ns: str, image: str, replicas: int) -> None:
     pod_spec = client.V1PodSpec(
         containers=[client.V1Container(
             name="web", image=image, image_pull_policy="Never",
@@ -55,7 +61,7 @@ def _workload(api: client.ApiClient, ns: str, image: str) -> None:
     client.AppsV1Api(api).create_namespaced_deployment(ns, client.V1Deployment(
         metadata=client.V1ObjectMeta(name="web"),
         spec=client.V1DeploymentSpec(
-            replicas=3, selector=client.V1LabelSelector(match_labels=LABELS),
+            replicas=replicas, selector=client.V1LabelSelector(match_labels=LABELS),
             template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels=LABELS),
                                               spec=pod_spec))))
     client.CoreV1Api(api).create_namespaced_service(ns, client.V1Service(
@@ -74,12 +80,15 @@ def topology(request: pytest.FixtureRequest, cluster: KindCluster, project_image
         target.load_image(project_image)
         name, nodes = SINGLE, 1
     else:
-        target, name, nodes = cluster, kindconfig.CLUSTER_NAME, WORKERS + 1
+        # scenarios with `cluster.workers` grow the cluster and it keeps the nodes
+        target, name = cluster, kindconfig.CLUSTER_NAME
+        nodes = len(client.CoreV1Api(cluster.api).list_node().items)
+        assert nodes >= WORKERS + 1
     api = target.api
     ns = f"smoke-{uuid.uuid4().hex[:6]}"
     client.CoreV1Api(api).create_namespace(client.V1Namespace(
         metadata=client.V1ObjectMeta(name=ns)))
-    _workload(api, ns, project_image)
+    _workload(api, ns, project_image, replicas(nodes))
     yield Topology(request.param, name, target, nodes, ns, project_image)
     if target is cluster:
         client.CoreV1Api(api).delete_namespace(ns)
@@ -99,9 +108,10 @@ def _ready_everywhere(topology: Topology) -> None:
     assert len(nodes) == topology.nodes
     assert all(condition(n.status, "Ready") == "True" for n in nodes)
     apps = client.AppsV1Api(topology.cluster.api)
-    dep = wait_for("Deployment web Available with 3 replicas", lambda: (
+    want = replicas(topology.nodes)
+    dep = wait_for(f"Deployment web Available with {want} replicas", lambda: (
         d := apps.read_namespaced_deployment("web", topology.namespace)).status
-        .available_replicas == 3 and d, timeout=180)
+        .available_replicas == want and d, timeout=180)
     assert condition(dep.status, "Available") == "True"
     pods = _pods(topology)
     assert len({p.spec.node_name for p in pods}) == topology.nodes, "pods not on every node"
