@@ -109,7 +109,10 @@ def workers(stack: Stack) -> int:
 
 def grow(stack: Stack, want: int) -> None:
     """At least `want` worker nodes, each holding the project image, the fake AWS routing to
-    their pods."""
+    their pods. Called before every batch and every run: one API call when nothing is
+    missing, not a docker inspect per node."""
+    if workers(stack) >= want:
+        return
     if lifecycle.add_workers(want):
         lifecycle.load_image(stack.image)
         network.install_routes(stack.aws.container.name, network.pod_routes(stack.api))
