@@ -47,11 +47,14 @@ def install_routes(container: str, routes: list[tuple[str, str]]) -> None:
                        hint="the container needs NET_ADMIN and iproute2.")
 
 
-def cut(node: str, src: str, dst: str, port: int, cut: bool) -> None:
-    """Drop (or stop dropping) what `src` (a pod on `node`) sends to `dst`:`port`, on the
-    node that forwards it: its connections hang as across a network partition. On the node,
-    not at `dst`: pod traffic leaving the pod network is masqueraded to the node's address."""
-    rule = ["FORWARD", "-s", src, "-d", dst, "-p", "tcp", "--dport", str(port), "-j", "DROP"]
+def cut(node: str, src: str, dst: str, port: int | None, cut: bool) -> None:
+    """Drop (or stop dropping) what `src` sends to `dst` (on `port`; None: any TCP port), on
+    `node`, which forwards it: connections hang as across a network partition. For a pod's
+    traffic out, on the pod's node, not at `dst`: it leaves the pod network masqueraded to the
+    node's address. For traffic in (the fake ALB to a pod), on the pod's node too: the
+    container beside the cluster routes the podCIDR through it (install_routes)."""
+    rule = ["FORWARD", "-s", src, "-d", dst, "-p", "tcp",
+            *(["--dport", str(port)] if port is not None else []), "-j", "DROP"]
     if cut:
         docker.exec_in(node, ["iptables", "-I", *rule[:1], "1", *rule[1:]],
                        hint="the node needs iptables.")

@@ -93,6 +93,11 @@ class _Timeline:
     def at(self, ts: float) -> str:
         return f"{ts - self.t0:.2f} s"
 
+    def errors_by_pod(self) -> Counter[str]:
+        """ALB errors on each pod's targets."""
+        return Counter(self.pod_of[str(e.get("target"))] for e in self.elb_errors
+                       if str(e.get("target")) in self.pod_of)
+
     def targets_of(self, pod: str) -> list[str]:
         return sorted(t for t, p in self.pod_of.items() if p == pod)
 
@@ -323,8 +328,7 @@ def _restart_in_place(report: Report, tl: _Timeline) -> list[Advice]:
         if (e.get("kind") == "not_ready" and tl.terminating.get(pod, float("inf")) > e["ts"]
                 and back.get(pod, 0.0) > e["ts"] and pod in tl.ready):
             restarted.setdefault(pod, e["ts"])
-    hit = Counter(tl.pod_of.get(str(e.get("target")), "") for e in tl.elb_errors
-                  if str(e.get("target")) in tl.pod_of)
+    hit = tl.errors_by_pod()
     pods = sorted(p for p in restarted if hit.get(p))
     if not pods:
         return []
@@ -336,6 +340,31 @@ def _restart_in_place(report: Report, tl: _Timeline) -> list[Advice]:
                    "fails (#1275)",
                    "; ".join(f"{p} went not ready at {tl.at(restarted[p])} without "
                              f"terminating and came back; {hit[p]} ALB errors on its target"
+                             for p in pods[:3]))]
+
+
+def _node_shutdown(report: Report, tl: _Timeline) -> list[Advice]:
+    """ALB errors on the target of a pod that ended (phase Failed or Succeeded) without being
+    deleted: its node's kubelet terminated it for a graceful node shutdown (upstream #2702).
+    The kubelet puts the terminal phase in its status cache before it kills the pod
+    (SyncTerminatingPod, kubelet v1.34), and the readiness probe worker stops on a terminal
+    phase (prober/worker.go), so the pod stays Ready and registered through its preStop hook,
+    whatever the hook does to the readiness endpoint. Only the ALB's own health check can
+    take it out in time."""
+    done = {str(e.get("pod")): e["ts"] for e in report.pod_events if e.get("kind") == "ended"}
+    ended = {p: ts for p, ts in done.items() if p not in tl.terminating and p in tl.ready}
+    hit = tl.errors_by_pod()
+    pods = sorted(p for p in ended if hit.get(p))
+    if not pods:
+        return []
+    return [Advice("node-shutdown", "make a pod's shutdown fail the ALB health check, not "
+                   "only its readiness: a preStop hook that fails the health-check path and "
+                   "sleeps longer than healthCheck interval x unhealthyThreshold (scenario "
+                   "app.preStopUnready with targetGroup.healthCheck.path: /ready). On a "
+                   "graceful node shutdown the kubelet stops probing readiness, so the pod "
+                   "stays Ready and nothing deregisters it until it has ended (#2702)",
+                   "; ".join(f"{p} ended at {tl.at(ended[p])}, terminated by its node "
+                             f"without being deleted; {hit[p]} ALB errors on its target"
                              for p in pods[:3]))]
 
 
@@ -404,5 +433,6 @@ def advise(report: Report, facts: Facts) -> list[Advice]:
     out = (_prestop_and_grace(tl, facts, terms) + _gate(tl, facts, terms)
            + _max_unavailable(tl, facts) + _keep_alive(tl, facts) + _group_deleted(tl)
            + _never_cached(report) + _readiness_outage(report, tl)
-           + _restart_in_place(report, tl) + _rejected(tl))
+           + _restart_in_place(report, tl) + _node_shutdown(report, tl)
+           + _rejected(tl))
     return out or [_unexplained(tl, terms)]

@@ -50,7 +50,7 @@ class Lanes:
 # pod lifecycle: which phase a pod is in after each event kind
 _POD_PHASE = {"created": "pending", "scheduled": "pending", "containers_ready": "not_ready",
               "ready": "ready", "gate_true": "ready", "not_ready": "not_ready",
-              "terminating": "terminating", "deleted": None}
+              "terminating": "terminating", "ended": None, "deleted": None}
 _POD_MARKS = ("containers_ready", "gate_true", "ready")
 
 

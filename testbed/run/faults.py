@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
-from testbed.cluster import network
+from testbed.cluster import network, shutdown
 from testbed.poll import TimedOut, poll
 from testbed.run.podwatch import PodRecorder
 from testbed.scenario.model import Fault, Scenario
@@ -46,6 +46,8 @@ class Run(Protocol):
 TGB = ("elbv2.k8s.aws", "v1beta1")
 EVICTION_RETRY_SECONDS = 1.0  # kubectl drain retries a refused eviction every 5 s
 GONE_TIMEOUT = 120.0  # a binding's finalizer waits for the controller's cleanup
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+NODE_BACK_TIMEOUT = 60.0  # a node's kubelet reports Ready every 10 s (nodeStatusUpdateFrequency)
 
 
 @dataclass
@@ -336,6 +338,98 @@ def node_drain(r: Run, fault: Fault, since: float, span: Span) -> str:
             "disruption budget)")
 
 
+def _workers(r: Run) -> list[Any]:
+    return list(client.CoreV1Api(r.stack.api).list_node(label_selector=f"!{CONTROL_PLANE}").items)
+
+
+def _run_pods_by_node(r: Run, exclude: str = "") -> Counter[str]:
+    """How many of the run's live pods each worker node holds (`exclude` left out)."""
+    workers = {n.metadata.name for n in _workers(r)}
+    pods = client.CoreV1Api(r.stack.api).list_namespaced_pod(r.ns).items
+    return Counter(p.spec.node_name for p in pods
+                   if p.spec.node_name in workers and p.spec.node_name != exclude
+                   and not p.metadata.deletion_timestamp and p.status.phase == "Running")
+
+
+def _node_ready(r: Run, node: str) -> bool:
+    n = client.CoreV1Api(r.stack.api).read_node(node)
+    return any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+
+
+def prepare_node_shutdown(r: Run, fault: Fault) -> str:
+    """Every worker's kubelet set to shut down gracefully, before the run's pods exist: the
+    kubelet restarts only when its settings change (shutdown.enable)."""
+    changed = [n.metadata.name for n in _workers(r)
+               if shutdown.enable(n.metadata.name, fault.seconds)]
+    poll(lambda: all(_node_ready(r, node) for node in changed), NODE_BACK_TIMEOUT, 0.5)
+    return ", ".join(changed)
+
+
+def node_shutdown(r: Run, fault: Fault, since: float, span: Span) -> str:
+    """A graceful shutdown of the worker node holding most of the run's pods but not its
+    controller, by the node's kubelet (upstream #2702): the node turns NotReady, its pods get
+    their preStop hook and SIGTERM but no deletion timestamp, and end Failed (Succeeded when
+    they exit 0); their Deployment replaces them. Once the kubelet is done the node comes back
+    with a new kubelet, as after a reboot (a real one would power off first). With `after:
+    beforeRollout` the rollout starts once the node is back."""
+    _pod, _ip, controller_node = r.controller.pod()
+    counts = _run_pods_by_node(r, exclude=controller_node)
+    if not counts:
+        raise RuntimeError(f"no worker node holds the run's pods but not its controller (on "
+                           f"{controller_node}): set cluster.workers: 2 and app.placement: "
+                           "spread")
+    node = counts.most_common(1)[0][0]
+    core = client.CoreV1Api(r.stack.api)
+    victims = {p.metadata.name for p in core.list_namespaced_pod(r.ns).items
+               if p.spec.node_name == node and p.status.phase == "Running"}
+    shutdown.signal(node)
+    try:
+        took = shutdown.wait_released(
+            node, fault.seconds + shutdown.CRITICAL_PODS_SECONDS + NODE_BACK_TIMEOUT)
+    finally:
+        shutdown.come_back(node)
+        poll(lambda: _node_ready(r, node) or r.cancel.is_set(), NODE_BACK_TIMEOUT, 0.5)
+        span.begun()
+    # Failed, or Succeeded when the app exits 0 on SIGTERM (the phase is recomputed once the
+    # containers have stopped), and never deleted: the pods stay until their ReplicaSet goes
+    phases = Counter(p.status.phase for p in core.list_namespaced_pod(r.ns).items
+                     if p.metadata.name in victims and not p.metadata.deletion_timestamp
+                     and p.status.phase in ("Failed", "Succeeded"))
+    return (f"node {node} shut down by its kubelet in {took:.0f}s: {len(victims)} of the run's "
+            f"pods terminated, {sum(phases.values())} ended with no deletion timestamp ("
+            + ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
+            + "); node back with a new kubelet")
+
+
+def node_network_cut(r: Run, fault: Fault, since: float, span: Span) -> str:
+    """The worker node holding most of the run's pods cut off from the fake ALB (health checks
+    and requests) for `seconds`: its node drops what the fake AWS sends to the run's pods on
+    it, those there at the start and those that land there meanwhile; runs beside it keep
+    theirs. Connections hang, as across a partition; nothing in Kubernetes notices."""
+    counts = _run_pods_by_node(r)
+    if not counts:
+        return "no pod to cut off"
+    node = counts.most_common(1)[0][0]
+    alb = r.stack.aws.container.ip
+    core = client.CoreV1Api(r.stack.api)
+    cut: set[str] = set()
+    end = time.monotonic() + fault.seconds
+    try:
+        while not (span.over.is_set() or r.cancel.is_set()) and time.monotonic() < end:
+            for p in core.list_namespaced_pod(r.ns, field_selector=f"spec.nodeName={node}").items:
+                ip = p.status.pod_ip
+                if ip and ip not in cut:
+                    network.cut(node, alb, ip, None, True)
+                    cut.add(ip)
+            span.begun()
+            span.over.wait(min(0.5, max(0.0, end - time.monotonic())))
+    finally:
+        for ip in cut:
+            network.cut(node, alb, ip, None, False)
+    return (f"node {node}: the fake ALB's traffic to the run's {len(cut)} pods there "
+            f"dropped for {fault.seconds:g}s")
+
+
 ACTIONS: dict[str, Action] = {
     "controllerRestart": controller_restart,
     "controllerStop": controller_stop,
@@ -346,11 +440,25 @@ ACTIONS: dict[str, Action] = {
     "containerRestart": _container_fault("admin/live/false", "liveness probe failed"),
     "containerKill": _container_fault("admin/crash", "process killed"),
     "nodeDrain": node_drain,
+    "nodeShutdown": node_shutdown,
+    "nodeNetworkCut": node_network_cut,
     "webhookDown": webhook_down,
     "awsThrottle": _api_fault("throttling"),
     "awsUnavailable": _api_fault("unavailable"),
     "awsRestart": aws_restart,
 }
+
+
+# What an action needs done before the run's pods exist; returns what it changed.
+PREPARE: dict[str, Callable[[Run, Fault], str]] = {
+    "nodeShutdown": prepare_node_shutdown,
+}
+
+
+def prepare_faults(r: Run) -> list[str]:
+    """Each fault's preparation, for the run's log."""
+    return [f"{f.action}: {done}" for f in r.sc.faults
+            if f.action in PREPARE and (done := PREPARE[f.action](r, f))]
 
 
 class Faults:
@@ -385,8 +493,9 @@ class Faults:
                 return
             rec.started = time.time()
             rec.target = ACTIONS[fault.action](r, fault, since, self._spans[rec.index])
-        except TimedOut:
-            rec.error = f"{fault.after} did not happen"
+        except TimedOut as exc:
+            rec.error = (f"{fault.after} did not happen" if rec.started is None
+                         else f"{fault.action} {exc}{exc.detail()}")
         except Exception as exc:  # the fault failed: the report says so, the run goes on
             rec.error = f"{type(exc).__name__}: {exc}"
         finally:

@@ -1,5 +1,7 @@
 """Pod lifecycle recorder: a watch on the scenario's namespace turned into timestamped events
-(created, containers_ready, gate_true, ready, not_ready, terminating, deleted) for the report."""
+(created, containers_ready, gate_true, ready, not_ready, terminating, ended, deleted) for the
+report. `ended`: the pod's phase turned Failed or Succeeded, e.g. the kubelet terminated it for
+a node shutdown, which deletes nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ def _state(pod: client.V1Pod) -> dict[str, bool]:
         "gate_true": any(v for k, v in conds.items() if k.startswith(GATE_PREFIX)),
         "ready": conds.get("Ready", False),
         "terminating": pod.metadata.deletion_timestamp is not None,
+        "ended": pod.status.phase in ("Failed", "Succeeded"),
     }
 
 

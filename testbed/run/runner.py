@@ -7,7 +7,9 @@ scenario's namespace and ALB down, so the next run starts clean.
 Side by side: runs share one controller, so scenarios are batched by the controller flags
 they need (one deployment per batch); inside a batch up to `parallel` run at once, each in its
 own namespace with its own load balancer, target group, listener port and engine settings;
-scenarios marked `runAlone` (timing expectations) run after, one at a time.
+scenarios marked `runAlone` (timing expectations) run after, apart from the rest and at most
+QUIET_WIDTH at a time, and those whose faults hit what runs share (plan.runs_alone) one at a
+time.
 """
 
 from __future__ import annotations
@@ -94,10 +96,18 @@ def run(sc: Scenario, stack: Stack, out_dir: Path, rollouts: int | None = None, 
     return RunResult(sc, r.report, r.paths, r.stalled, r.rollout_seconds)
 
 
-def split(scenarios: list[Scenario]) -> tuple[list[Scenario], list[Scenario]]:
-    """(side by side, alone): every run has its own controller, so only a run that asks to
-    (a duration expectation) or hurts the shared fake AWS (plan.runs_alone) runs alone."""
-    return ([sc for sc in scenarios if not plan.runs_alone(sc)],
+# runAlone scenarios side by side with each other only: the built-in ones are light (one
+# replica, 20 requests/s) and their duration bounds held two at a time (docs/scenarios.md)
+QUIET_WIDTH = 2
+
+
+def split(scenarios: list[Scenario]
+          ) -> tuple[list[Scenario], list[Scenario], list[Scenario]]:
+    """(side by side, quiet, alone): every run has its own controller, so only a run that asks
+    to (a duration expectation: quiet) or hurts what runs share (the fake AWS's engine, a node:
+    plan.runs_alone) runs apart."""
+    return ([sc for sc in scenarios if not (plan.runs_alone(sc) or plan.runs_quiet(sc))],
+            [sc for sc in scenarios if plan.runs_quiet(sc)],
             [sc for sc in scenarios if plan.runs_alone(sc)])
 
 
@@ -122,10 +132,11 @@ def batches(scenarios: list[Scenario], parallel: int, have: int
             ) -> list[tuple[list[Scenario], int, int]]:
     """(scenarios, how many side by side, worker nodes they need), in the order they run:
     what the cluster fits as it is first, then, once it is grown, what needs more nodes."""
-    side_by_side, alone = split(scenarios)
+    side_by_side, quiet, alone = split(scenarios)
     out = []
     for need in sorted({have, *(sc.cluster.workers for sc in scenarios)}):
-        for group, width in ((side_by_side, parallel), (alone, 1)):
+        for group, width in ((side_by_side, parallel), (quiet, min(QUIET_WIDTH, parallel)),
+                             (alone, 1)):
             mine = [sc for sc in group if max(sc.cluster.workers, have) == need]
             if mine:
                 out.append((mine, width, need))

@@ -28,7 +28,7 @@ from testbed.loadgen.attack import AttackConfig, AttackResult, BackgroundAttack,
 from testbed.poll import TimedOut, poll
 from testbed.report import Report, build_report, write_report
 from testbed.run import awssetup, ctrllog, diagnose
-from testbed.run.faults import FaultRecord, Faults
+from testbed.run.faults import PREPARE, FaultRecord, Faults, prepare_faults
 from testbed.run.podwatch import PodRecorder
 from testbed.scenario import plan
 from testbed.scenario.model import Scenario
@@ -253,6 +253,10 @@ def configure(r: Run) -> None:
     """The controller with the scenario's flags; the run's own load balancer, target group and
     listener port in the fake AWS, with the scenario's engine settings on that target group
     only, so runs side by side do not touch each other's."""
+    if any(f.action in PREPARE for f in r.sc.faults):
+        with step(f"{r.sc.name}: preparing the nodes for its faults"):
+            for done in prepare_faults(r):
+                info(f"{r.sc.name}: {done} changed")
     # the namespace first: the controller's webhook is checked with a dry run in it
     apply(r.stack.api, [plan.namespace(r.sc, r.ns)])
     r.controller.deploy(controller_settings(r.sc, r.stack))

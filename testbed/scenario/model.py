@@ -503,11 +503,12 @@ def _unique_strings(v: tuple[int | str, ...]) -> tuple[str, ...]:
 
 FAULT_ACTIONS = ("controllerRestart", "controllerStop", "controllerPartition", "bindingDelete",
                  "bindingReplace", "unready", "containerRestart", "containerKill", "nodeDrain",
-                 "webhookDown", "awsThrottle", "awsUnavailable", "awsRestart")
-# faults on what every run beside this one shares (the fake AWS's engine process; API faults
-# are scoped to the run's target groups and each run has its own controller): such a run
-# runs alone
-SHARED_FAULTS = ("awsRestart",)
+                 "nodeShutdown", "nodeNetworkCut", "webhookDown", "awsThrottle",
+                 "awsUnavailable", "awsRestart")
+# faults on what every run beside this one shares (the fake AWS's engine process; a node, whose
+# kubelet terminates every pod on it; API faults are scoped to the run's target groups, a
+# network cut to the run's pods, and each run has its own controller): such a run runs alone
+SHARED_FAULTS = ("awsRestart", "nodeShutdown")
 FAULT_EVENTS = ("beforeRollout", "rolloutStart", "firstNewPodCreated", "firstNewPodReady",
                 "firstOldPodTerminating")
 
@@ -529,7 +530,12 @@ class Fault(Declared):
         "only). `containerKill`: their process dies at once, as on an OOM kill (no hook, no "
         "SIGTERM), and is restarted (demo app only). `nodeDrain`: the worker node holding most "
         "of the run's pods is cordoned and the run's pods on it evicted (PodDisruptionBudgets "
-        "hold evictions back), then uncordoned once they are gone. `webhookDown`: the run's "
+        "hold evictions back), then uncordoned once they are gone. `nodeShutdown`: the worker "
+        "holding most of the run's pods (not its controller) shut down gracefully by its "
+        "kubelet: pods get preStop and SIGTERM with `seconds` of grace at most but no deletion "
+        "timestamp, and end Failed; then the node comes back (needs cluster.workers >= 2). "
+        "`nodeNetworkCut`: that node drops what the fake ALB sends to the run's pods on it for "
+        "`seconds`. `webhookDown`: the run's "
         "webhooks unreachable for `seconds` (the webhooks' failurePolicy decides). "
         "`awsThrottle` / `awsUnavailable`: `share` of the controller's ELBv2 calls answered "
         "400 Throttling / 503 ServiceUnavailable for `seconds`. `awsRestart`: the fake AWS's "
@@ -542,7 +548,9 @@ class Fault(Declared):
         0.0, description="Seconds after `after` before the fault starts.")
     seconds: Annotated[Num, Field(ge=0, le=600)] = Field(
         10.0, description="How long `controllerStop`, `controllerPartition`, `unready`, "
-        "`webhookDown`, `awsThrottle` and `awsUnavailable` last.")
+        "`nodeNetworkCut`, `webhookDown`, `awsThrottle` and `awsUnavailable` last; for "
+        "`nodeShutdown`, the kubelet's shutdownGracePeriod less shutdownGracePeriodCriticalPods: "
+        "the most a pod gets to terminate.")
     share: Annotated[Num, Field(gt=0, le=1)] = Field(
         1.0, description="`awsThrottle`, `awsUnavailable`: the share of calls refused.")
     pods: Annotated[Literal["one", "all"], Expected("'one' or 'all'")] = Field(
@@ -611,8 +619,10 @@ class Scenario(Declared):
         "a string (say which upstream issue this reproduces)")] = Field(
         "", description="What it shows; cite the upstream aws-load-balancer-controller issue.")
     run_alone: Bool = Field(
-        False, description="Timing-sensitive (its expectation is a duration): run with no other "
-        "scenario beside it when scenarios run side by side (`testbed run --parallel N`).")
+        False, description="Timing-sensitive (its expectation is a duration): when scenarios "
+        "run side by side (`testbed run --parallel N`), run apart from the others, beside one "
+        "other runAlone scenario at most (the built-in ones are light and hold their bounds "
+        "two at a time).")
     cluster: Cluster = Field(default_factory=Cluster, description="The cluster's shape.")
     app: App = Field(default_factory=App, description="The demo workload.")
     workload: Workload | None = Field(
@@ -693,6 +703,12 @@ class Scenario(Declared):
                 problems.append(("ingress.annotations", "expected no group.name: use "
                                  "ingress.groupName (the run adds its id to it, so runs side "
                                  "by side never share a load balancer)"))
+        for i, f in enumerate(self.faults):
+            if f.action == "nodeShutdown" and self.cluster.workers < 2:
+                problems.append((f"faults.{i}.action", "expected cluster.workers >= 2 with "
+                                 "nodeShutdown: the run's controller and the pods that replace "
+                                 f"the terminated ones need a node that stays up, got "
+                                 f"{self.cluster.workers}"))
         gate = self.workload.readiness_gate if self.workload else self.app.readiness_gate
         if self.expect.baseline == "unhealthy" and gate:
             problems.append(("expect.baseline", "expected healthy with a readiness gate: the "

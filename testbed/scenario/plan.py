@@ -37,9 +37,15 @@ def _marked(section: BaseModel, kind: type[Any]) -> list[tuple[Any, Any]]:
 
 
 def runs_alone(sc: Scenario) -> bool:
-    """No run beside it: it asks so (a duration expectation), or one of its faults hits what
-    runs side by side share (the fake AWS API)."""
-    return sc.run_alone or any(f.action in SHARED_FAULTS for f in sc.faults)
+    """No run beside it: one of its faults hits what runs side by side share (the fake AWS's
+    engine, a node)."""
+    return any(f.action in SHARED_FAULTS for f in sc.faults)
+
+
+def runs_quiet(sc: Scenario) -> bool:
+    """Apart from the side-by-side runs (a duration expectation), beside another such run at
+    most (runner.QUIET_WIDTH)."""
+    return sc.run_alone and not runs_alone(sc)
 
 
 def controller_args(sc: Scenario) -> list[str]:

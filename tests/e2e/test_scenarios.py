@@ -146,7 +146,7 @@ ADVICE = {"gate-no-prestop": "prestop-sleep", "no-gate-fast-rollout": "readiness
           "prestop-exceeds-grace": "grace-period", "keepalive-shorter-than-idle": "keep-alive",
           "go-server/failing": "prestop-sleep", "ingress-swap-backend": "backend-swap",
           "pod-cache-race": "controller-release", "readiness-all-fail": "readiness-outage",
-          "container-restart": "restart-in-place"}
+          "container-restart": "restart-in-place", "node-shutdown": "node-shutdown"}
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n in ADVICE])
@@ -313,3 +313,34 @@ def test_the_drain_evicted_the_pods_of_one_node(name: str, outcomes: dict[str, O
         assert (evicted, refused) == (3, 0), text
     else:
         assert evicted == 2 and refused > 0, text
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("node-shutdown")])
+def test_the_node_shutdown_ended_pods_without_deleting_them(
+        name: str, outcomes: dict[str, Outcome]) -> None:
+    """The kubelet terminated the run's pods on the node: they ended (phase Failed, or
+    Succeeded as the demo app exits 0), and none was deleted first (no deletion timestamp)."""
+    rep, fault, text = _one_fault(outcomes, name)
+    assert fault["ended"] and not fault["error"], text
+    found = re.search(r"(\d+) of the run's pods terminated, (\d+) ended with no deletion",
+                      fault["target"])
+    assert found and int(found[1]) >= 1 and found[1] == found[2], text
+    failed = {e["pod"] for e in rep.pod_events if e["kind"] == "ended"}
+    deleted_first = {e["pod"] for e in rep.pod_events if e["kind"] == "terminating"
+                     and e["ts"] < fault["ended"]}
+    assert len(failed) == int(found[1]) and not failed & deleted_first, text
+
+
+@pytest.mark.skipif("node-network-cut" not in NAMES, reason="in another shard")
+def test_a_cut_node_s_targets_time_out_inside_the_cut(outcomes: dict[str, Outcome]) -> None:
+    """The cut is real: the ALB's health checks to the node's pods timed out and their targets
+    turned unhealthy during it, and every failed request was inside the fault's window."""
+    rep, fault, text = _one_fault(outcomes, "node-network-cut")
+    assert fault["ended"] and not fault["error"], text
+    start, end = fault["started"], fault["ended"] + fault["settle"]
+    timed_out = [e for e in rep.aws_events if e["kind"] == "target_state"
+                 and e.get("to") == "unhealthy" and e.get("reason") == "Target.Timeout"
+                 and start <= e["ts"] <= fault["ended"]]
+    assert timed_out, text
+    failed = [r for r in rep.records if r.cls != "ok"]
+    assert all(r.started <= end and r.started + r.latency >= start for r in failed), text

@@ -348,3 +348,26 @@ def test_restart_in_place_when_a_restarted_pods_target_failed() -> None:
     other = _elb_errors(NEW, 11.5, 14.0, 20)
     assert "restart-in-place" not in [
         a.rule for a in _report(pods, other, acts, _facts("container-restart")).advice]
+
+
+def test_node_shutdown_when_the_kubelet_ended_the_pod() -> None:
+    """node-shutdown (#2702): the kubelet terminated the pod for a graceful node shutdown; it
+    ended (phase Failed or Succeeded), never deleted, and the ALB's errors hit its target:
+    fail the health check."""
+    pods = [{"ts": T0 - 30, "pod": "demo-a", "kind": "ready"},
+            {"ts": T0 + 12, "pod": "demo-a", "kind": "not_ready"},
+            {"ts": T0 + 12, "pod": "demo-a", "kind": "ended"}]
+    acts = [{"ts": T0 - 31, "kind": "register", "target": OLD, "pod": "demo-a"}]
+    aws = _elb_errors(OLD, 8.0, 14.0, 30)
+    rep = _report(pods, aws, acts, _facts("node-shutdown"))
+    item = next(a for a in rep.advice if a.rule == "node-shutdown")
+    assert "healthCheck.path" in item.message and "#2702" in item.message
+    assert "ended at 12.00 s" in item.evidence and "30 ALB errors" in item.evidence
+    assert "restart-in-place" not in [a.rule for a in rep.advice]
+    # a pod deleted first is a rollout's; errors on another target are not its
+    deleted = pods + [{"ts": T0 + 5, "pod": "demo-a", "kind": "terminating"}]
+    assert "node-shutdown" not in [
+        a.rule for a in _report(deleted, aws, acts, _facts("node-shutdown")).advice]
+    other = _elb_errors(NEW, 8.0, 14.0, 30)
+    assert "node-shutdown" not in [
+        a.rule for a in _report(pods, other, acts, _facts("node-shutdown")).advice]

@@ -68,8 +68,12 @@ def test_errors_inside_a_fault_window_are_excused_only_when_allowed() -> None:
 def test_faults_on_shared_parts_make_their_run_run_alone() -> None:
     from testbed.scenario import plan
     assert plan.runs_alone(parse_scenario("name: x\nfaults: [{action: awsRestart}]"))
-    # the controller and its webhook are the run's own; API faults hit the run's groups only
-    for action in ("webhookDown", "controllerRestart", "bindingReplace", "awsThrottle"):
+    assert plan.runs_alone(parse_scenario(
+        "name: x\ncluster: {workers: 2}\nfaults: [{action: nodeShutdown}]"))
+    # the controller and its webhook are the run's own; API faults hit the run's groups only,
+    # a network cut the run's pods only
+    for action in ("webhookDown", "controllerRestart", "bindingReplace", "awsThrottle",
+                   "nodeNetworkCut"):
         assert not plan.runs_alone(parse_scenario(f"name: x\nfaults: [{{action: {action}}}]"))
 
 

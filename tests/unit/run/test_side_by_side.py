@@ -12,7 +12,7 @@ from testbed.console import StepFailed
 from testbed.loadgen.records import Record
 from testbed.report.build import build_report
 from testbed.run import runner
-from testbed.scenario import builtin_names, load_builtin, parse_scenario, plan
+from testbed.scenario import builtin_names, load_builtin, parse_scenario
 
 
 def test_shards_cover_every_scenario_once_and_are_stable() -> None:
@@ -30,11 +30,15 @@ def test_bad_shard_specs_are_refused(spec: str) -> None:
         runner.shard(["a"], spec)
 
 
-def test_only_timing_runs_and_shared_faults_run_alone_whatever_their_controller() -> None:
+def test_only_timing_runs_and_shared_faults_run_apart_whatever_their_controller() -> None:
     scs = [load_builtin(n) for n in builtin_names()]
-    side, alone = runner.split(scs)
-    assert {s.name for s in alone} == {s.name for s in scs if plan.runs_alone(s)}
-    assert "steady-requeue" in {s.name for s in alone}
+    side, quiet, alone = runner.split(scs)
+    assert {s.name for s in alone} == {"aws-restarted-rollout", "node-shutdown",
+                                       "node-shutdown-health-check"}
+    assert {s.name for s in quiet} == {"steady-requeue", "backoff-requeue-capped"}
+    assert len(side) + len(quiet) + len(alone) == len(scs)
+    # a network cut is scoped to the run's own pods
+    assert "node-network-cut" in {s.name for s in side}
     # API faults are scoped to the run's own target groups
     assert "aws-throttled-rollout" in {s.name for s in side}
     # each run has its own controller: different releases go side by side
@@ -142,10 +146,15 @@ def test_runs_that_need_more_nodes_come_after_the_rest() -> None:
     """What the cluster fits runs first; the cluster is grown once, before the first batch
     that needs more workers; side by side and alone stay apart in each."""
     scs = [load_builtin(n) for n in ("full-recipe", "node-drain", "steady-requeue",
-                                     "node-drain-spread-pdb")]
+                                     "node-drain-spread-pdb", "backoff-requeue-capped",
+                                     "node-shutdown", "node-shutdown-health-check")]
     got = [([s.name for s in group], width, need)
            for group, width, need in runner.batches(scs, 3, have=1)]
-    assert got == [(["full-recipe"], 3, 1), (["steady-requeue"], 1, 1),
-                   (["node-drain", "node-drain-spread-pdb"], 3, 2)]
+    assert got == [(["full-recipe"], 3, 1),
+                   (["steady-requeue", "backoff-requeue-capped"], 2, 1),
+                   (["node-drain", "node-drain-spread-pdb"], 3, 2),
+                   (["node-shutdown", "node-shutdown-health-check"], 1, 2)]
     # a cluster that already has two workers runs them all in the first batches
-    assert [need for _, _, need in runner.batches(scs, 3, have=2)] == [2, 2]
+    assert [need for _, _, need in runner.batches(scs, 3, have=2)] == [2, 2, 2]
+    # one at a time asked for: one at a time
+    assert {width for _, width, _ in runner.batches(scs, 1, have=2)} == {1}
