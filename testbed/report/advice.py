@@ -368,6 +368,39 @@ def _node_shutdown(report: Report, tl: _Timeline) -> list[Advice]:
                              for p in pods[:3]))]
 
 
+def _unreachable_target(report: Report, tl: _Timeline) -> list[Advice]:
+    """504 connect_timeout on targets the ALB could not reach while their pods were not
+    terminating, and which its health checks then found unhealthy with Target.Timeout: a
+    network partition between the ALB and a node. Kubernetes does not see it (the pods stay
+    Ready), so only the health check takes those targets out, after unhealthyThreshold checks
+    intervalSeconds apart (Elastic Load Balancing docs, "Health checks for Application Load
+    Balancer target groups")."""
+    timed_out: dict[str, float] = {}
+    for e in report.aws_events:
+        if (e.get("kind") == "target_state" and e.get("to") == "unhealthy"
+                and e.get("reason") == "Target.Timeout"):
+            timed_out.setdefault(f"{e.get('target_id')}:{e.get('port')}", e["ts"])
+    hit: dict[str, list[float]] = {}
+    for e in tl.elb_errors:
+        target = str(e.get("target"))
+        pod = tl.pod_of.get(target, "")
+        if (e.get("reason") == "connect_timeout" and target in timed_out
+                and tl.terminating.get(pod, float("inf")) > e["ts"]):
+            hit.setdefault(target, []).append(e["ts"])
+    if not hit:
+        return []
+    return [Advice("unreachable-target", "shorten how long the ALB keeps sending requests to a "
+                   "target it cannot reach: it takes it out only after "
+                   "targetGroup.healthCheck.unhealthyThreshold failed checks intervalSeconds "
+                   "apart (AWS allows 2 checks 5 s apart); Kubernetes does not see a partition "
+                   "between the ALB and a node, so readiness and the controller cannot help, "
+                   "and replicas spread over nodes keep serving meanwhile",
+                   "; ".join(f"{len(ts)} requests to {t} failed 504 connect_timeout (the last "
+                             f"at {tl.at(max(ts))}); the ALB's health checks found it "
+                             f"unhealthy (Target.Timeout) at {tl.at(timed_out[t])}"
+                             for t, ts in sorted(hit.items())[:3]))]
+
+
 def _never_cached(report: Report) -> list[Advice]:
     """Pods the controller skipped because they were not in its pod cache yet, and never
     registered afterwards: the race of upstream #3299 on a release that does not come back to
@@ -434,5 +467,5 @@ def advise(report: Report, facts: Facts) -> list[Advice]:
            + _max_unavailable(tl, facts) + _keep_alive(tl, facts) + _group_deleted(tl)
            + _never_cached(report) + _readiness_outage(report, tl)
            + _restart_in_place(report, tl) + _node_shutdown(report, tl)
-           + _rejected(tl))
+           + _unreachable_target(report, tl) + _rejected(tl))
     return out or [_unexplained(tl, terms)]

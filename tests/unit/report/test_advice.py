@@ -371,3 +371,28 @@ def test_node_shutdown_when_the_kubelet_ended_the_pod() -> None:
     other = _elb_errors(NEW, 8.0, 14.0, 30)
     assert "node-shutdown" not in [
         a.rule for a in _report(pods, other, acts, _facts("node-shutdown")).advice]
+
+
+def test_unreachable_target_when_health_checks_time_out_on_a_ready_pod() -> None:
+    """node-network-cut: 504 connect_timeout on a target whose pod was Ready and not
+    terminating, found unhealthy with Target.Timeout by the ALB's health checks: only the
+    health check settings shorten it."""
+    pods = [{"ts": T0 - 30, "pod": "demo-a", "kind": "ready"}]
+    acts = [{"ts": T0 - 31, "kind": "register", "target": OLD, "pod": "demo-a"}]
+    ip, port = OLD.split(":")
+    unhealthy = {"seq": 900, "ts": T0 + 14.0, "kind": "target_state", "target_id": ip,
+                 "port": int(port), "from": "healthy", "to": "unhealthy",
+                 "reason": "Target.Timeout", "tg_arn": "tg"}
+    aws = _elb_errors(OLD, 18.0, 23.0, 40, status=504, reason="connect_timeout")
+    rep = _report(pods, [unhealthy, *aws], acts, _facts("node-network-cut"))
+    item = next(a for a in rep.advice if a.rule == "unreachable-target")
+    assert "unhealthyThreshold" in item.message
+    assert "40 requests to 10.0.0.1:8080 failed 504 connect_timeout" in item.evidence
+    assert "unhealthy (Target.Timeout) at 14.00 s" in item.evidence
+    # refused, not timed out (the app closed its port), or a target never found unhealthy
+    refused = _elb_errors(OLD, 18.0, 23.0, 40)
+    assert "unreachable-target" not in [
+        a.rule for a in _report(pods, [unhealthy, *refused], acts,
+                                _facts("node-network-cut")).advice]
+    assert "unreachable-target" not in [
+        a.rule for a in _report(pods, aws, acts, _facts("node-network-cut")).advice]
