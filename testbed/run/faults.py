@@ -381,7 +381,7 @@ def node_shutdown(r: Run, fault: Fault, since: float, span: Span) -> str:
     node = counts.most_common(1)[0][0]
     core = client.CoreV1Api(r.stack.api)
     victims = {p.metadata.name for p in core.list_namespaced_pod(r.ns).items
-               if p.spec.node_name == node and p.status.phase == "Running"}
+               if p.spec.node_name == node and p.status.phase in ("Pending", "Running")}
     shutdown.signal(node)
     try:
         took = shutdown.wait_released(

@@ -312,7 +312,9 @@ def test_the_drain_evicted_the_pods_of_one_node(name: str, outcomes: dict[str, O
     if name == "node-drain":
         assert (evicted, refused) == (3, 0), text
     else:
-        assert evicted == 2 and refused > 0, text
+        # 2 when spread; 3 when a drain beside it had cordoned the other node while its pods
+        # were scheduled (the spread honours that taint: nodeTaintsPolicy Honor)
+        assert evicted in (2, 3) and refused > 0, text
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("node-shutdown")])
@@ -324,12 +326,14 @@ def test_the_node_shutdown_ended_pods_without_deleting_them(
     assert fault["ended"] and not fault["error"], text
     found = re.search(r"(\d+) of the run's pods terminated, (\d+) ended with no deletion",
                       fault["target"])
-    assert found and int(found[1]) >= 1 and found[1] == found[2], text
+    # the rollout may delete one of them meanwhile: those it did not are the shutdown's own
+    assert found and int(found[1]) >= int(found[2]) >= 1, text
     # the rollout's pods end too, but only after their deletion
     deleted = {e["pod"]: e["ts"] for e in rep.pod_events if e["kind"] == "terminating"}
     in_place = {e["pod"] for e in rep.pod_events if e["kind"] == "ended"
                 and e["ts"] < deleted.get(e["pod"], float("inf"))}
-    assert len(in_place) == int(found[1]), text
+    # and a pod scheduled there as the shutdown began is refused by the kubelet: ended too
+    assert len(in_place) >= int(found[2]), text
     assert all(fault["started"] <= e["ts"] <= fault["ended"] + fault["settle"]
                for e in rep.pod_events
                if e["kind"] == "ended" and e["pod"] in in_place), text
