@@ -285,8 +285,10 @@ def _container_fault(admin_path: str, how: str) -> Action:
             return bool(c is not None and c.restart_count > before[p] and c.ready
                         and running is not None and running.started_at is not None
                         and running.started_at.timestamp() >= at)
-        poll(lambda: span.over.is_set() or r.cancel.is_set() or all(map(back, pods)),
-             r.sc.rollout.timeout_seconds, 0.5)
+        # Not cut short when the rollout ends (span.over): a restart under way goes on
+        # regardless, and its errors last until the new container serves.
+        poll(lambda: r.cancel.is_set() or all(map(back, pods)), r.sc.rollout.timeout_seconds,
+             0.5)
         return ", ".join(f"{p} ({how})" for p in pods) or "no new pod yet"
     return act
 
